@@ -1,0 +1,102 @@
+# coserve build. `make run` and `make test` are all a user needs; both
+# install missing Debian packages first (scripts/deps.sh).
+#
+# Everything lands in build/: build/plain (gcc -O2) and build/asan (clang,
+# AddressSanitizer + UndefinedBehaviorSanitizer with fiber annotations).
+
+BUILD   := build
+ARCH    := $(shell uname -m)
+# The context switch: hand-written assembly where we have it, ucontext
+# elsewhere. `make SWITCH=ucontext` forces the portable one.
+SWITCH  ?= $(if $(filter x86_64 aarch64,$(ARCH)),$(ARCH),ucontext)
+SWITCH_SRC := $(wildcard server/core/arch/switch_$(SWITCH).*)
+
+WARN    := -Wall -Wextra -Werror
+COMMON  := -std=gnu11 -g -fno-omit-frame-pointer -fvisibility=hidden \
+           -D_GNU_SOURCE -Iinclude -Iserver $(WARN)
+ifeq ($(SWITCH),ucontext)
+COMMON  += -DCOSERVE_SWITCH_UCONTEXT
+endif
+LIBS    := -lev -lpthread -lm
+
+PLAIN_CC     := gcc
+PLAIN_CFLAGS := $(COMMON) -O2
+ASAN_CC      := clang
+ASAN_CFLAGS  := $(COMMON) -O1 -fsanitize=address,undefined \
+                -fno-sanitize-recover=undefined -DCOSERVE_ASAN
+ASAN_ENV     := ASAN_OPTIONS=detect_stack_use_after_return=0:detect_leaks=1 \
+                UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+CORE_SRC  := $(wildcard server/core/*.c) $(SWITCH_SRC)
+TEST_SRC  := $(wildcard tests/core/test_*.c)
+TEST_NAMES := $(basename $(notdir $(TEST_SRC)))
+
+Q := @
+msg = @printf '  %-7s %s\n' $(1) $(2)
+
+.PHONY: all deps run test test-plain test-asan bench-core clean format
+
+all: $(BUILD)/plain/libcore.a $(BUILD)/interleave \
+     $(foreach v,plain asan,$(addprefix $(BUILD)/$(v)/tests/,$(TEST_NAMES)))
+
+deps:
+	$(Q)sh scripts/deps.sh
+
+# One object rule per variant: build/VARIANT/obj/path/file.o
+define variant
+$(1)_OBJ := $$(patsubst %,$(BUILD)/$(1)/obj/%.o,$$(CORE_SRC))
+
+$(BUILD)/$(1)/obj/%.c.o: %.c
+	$$(call msg,CC,$$<)
+	$(Q)mkdir -p $$(@D)
+	$(Q)$$($(2)_CC) $$($(2)_CFLAGS) -MMD -MP -c $$< -o $$@
+
+$(BUILD)/$(1)/obj/%.S.o: %.S
+	$$(call msg,AS,$$<)
+	$(Q)mkdir -p $$(@D)
+	$(Q)$$($(2)_CC) $$($(2)_CFLAGS) -MMD -MP -c $$< -o $$@
+
+$(BUILD)/$(1)/libcore.a: $$($(1)_OBJ)
+	$$(call msg,AR,$$@)
+	$(Q)rm -f $$@ && ar rcs $$@ $$^
+
+$(BUILD)/$(1)/tests/%: tests/core/%.c $(BUILD)/$(1)/libcore.a
+	$$(call msg,TEST,$$@)
+	$(Q)mkdir -p $$(@D)
+	$(Q)$$($(2)_CC) $$($(2)_CFLAGS) -MMD -MP $$< $(BUILD)/$(1)/libcore.a \
+	    -lcriterion $(LIBS) -o $$@
+endef
+$(eval $(call variant,plain,PLAIN))
+$(eval $(call variant,asan,ASAN))
+
+$(BUILD)/interleave: examples/interleave.c $(BUILD)/plain/libcore.a
+	$(call msg,LD,$@)
+	$(Q)$(PLAIN_CC) $(PLAIN_CFLAGS) $^ $(LIBS) -o $@
+
+$(BUILD)/bench-core: tests/bench/bench_core.c $(BUILD)/plain/libcore.a
+	$(call msg,LD,$@)
+	$(Q)$(PLAIN_CC) $(PLAIN_CFLAGS) $^ $(LIBS) -o $@
+
+run: deps
+	$(Q)$(MAKE) --no-print-directory $(BUILD)/interleave
+	$(Q)$(BUILD)/interleave
+
+# Each suite runs twice: plain, then under ASan + UBSan.
+test: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory test-plain test-asan
+
+test-plain test-asan: test-%:
+	$(Q)sh tests/run-suites.sh $* $(BUILD)/$*/tests "$(if $(filter asan,$*),$(ASAN_ENV))"
+
+bench-core: deps
+	$(Q)$(MAKE) --no-print-directory $(BUILD)/bench-core
+	$(Q)$(BUILD)/bench-core
+
+format:
+	$(Q)clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	$(Q)rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

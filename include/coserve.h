@@ -1,0 +1,252 @@
+/*
+ * coserve.h - the one header a coserve app includes.
+ *
+ * coserve runs every request in a stackful coroutine scheduled by a per-thread
+ * hub (a libev loop). Everything here that can wait switches to the hub and
+ * back, so a coroutine never blocks the thread. Conventions, for every call:
+ *
+ *   - Errors: -1 (or NULL) and errno. ETIMEDOUT when the deadline passed,
+ *     ECANCELED when the calling coroutine was cancelled, the system call's
+ *     own errno otherwise.
+ *   - Deadlines: absolute monotonic milliseconds (see co_now()), -1 for none.
+ *   - Threads: the cooperative calls belong to the hub thread that runs the
+ *     coroutine. Calling one from any other thread (an offload worker, say)
+ *     aborts with a message naming the call: it is a bug, not an error.
+ *   - Ownership: said per call. Handles (co_t, co_chan_t, ...) are opaque, so
+ *     the server can change them without rebuilding apps.
+ */
+#ifndef COSERVE_H
+#define COSERVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bumped whenever a struct or a call in this header changes incompatibly. */
+#define COSERVE_ABI_VERSION 1
+
+/* fd readiness for co_wait_fd(). */
+#define CO_READABLE 1
+#define CO_WRITABLE 2
+
+typedef struct co co_t;
+typedef struct co_event co_event_t;
+typedef struct co_chan co_chan_t;
+typedef struct co_sem co_sem_t;
+typedef struct co_pool co_pool_t;
+
+/* A coroutine body: its return value is what co_join() hands back. */
+typedef void *(*co_fn)(void *arg);
+/* Work for an offload thread, or a per-thread hook. */
+typedef void (*co_work_fn)(void *arg);
+
+/* ---- time ------------------------------------------------------------- */
+
+/* Monotonic clock in milliseconds: the time base of every deadline. */
+int64_t co_now(void);
+
+/* The deadline `ms` milliseconds from now; -1 (no deadline) if ms < 0. */
+int64_t co_deadline(int64_t ms);
+
+/* ---- running a hub ---------------------------------------------------- */
+
+/* Makes the calling thread a hub, runs fn(arg) as its first coroutine and
+ * serves until fn returns; coroutines still alive then are cancelled and
+ * joined. Stores fn's result in *result when result is not NULL. Returns 0,
+ * or -1 with errno (ENOMEM: no stack; EBUSY: this thread already runs a hub). */
+int co_run(co_fn fn, void *arg, void **result);
+
+/* ---- coroutines ------------------------------------------------------- */
+
+/* Starts fn(arg) in a new coroutine; it first runs when the caller next
+ * waits or yields. The new coroutine is a child of the caller: when the caller
+ * returns, children it did not join or detach are cancelled and joined.
+ * Returns a handle the caller must pass to co_join() or co_detach() (or leave
+ * to the parent's end), or NULL with errno ENOMEM (no stack or memory). */
+co_t *co_spawn(co_fn fn, void *arg);
+
+/* Waits until co has returned, stores its result in *result (if result is not
+ * NULL) and frees co. Returns 0; -1 with ETIMEDOUT or ECANCELED, and co is
+ * still alive and joinable. Joining oneself fails with EDEADLK. */
+int co_join(co_t *co, void **result, int64_t deadline);
+
+/* Joins every non-NULL coroutine of cos[0..n) (results are dropped); each one
+ * joined is set to NULL, so a timed-out call can be repeated. Returns 0, or -1
+ * with ETIMEDOUT or ECANCELED. */
+int co_join_all(co_t **cos, size_t n, int64_t deadline);
+
+/* Lets co run on its own: it is freed when it returns and nobody joins it. */
+void co_detach(co_t *co);
+
+/* Cancels co: its current wait (if any) and every later one fail with
+ * ECANCELED until it returns. co keeps running until it returns; cancelling
+ * a finished coroutine does nothing. */
+void co_cancel(co_t *co);
+
+/* The running coroutine, or NULL in the hub's own context. */
+co_t *co_current(void);
+
+/* Non-zero if the running coroutine has been cancelled. */
+int co_cancelled(void);
+
+/* Names co for logs and crash reports (copied, truncated to 31 bytes). */
+void co_set_name(co_t *co, const char *name);
+
+/* co's name; "main" for co_run's coroutine, "co-N" unless named. The string
+ * belongs to co. */
+const char *co_name(const co_t *co);
+
+/* Lets every other ready coroutine run, then resumes. Returns 0, or -1 with
+ * ECANCELED. */
+int co_yield(void);
+
+/* Waits until the deadline. Returns 0 then, or -1 with ECANCELED. */
+int co_sleep(int64_t deadline);
+
+/* ---- cooperative fd I/O (fds must be O_NONBLOCK) ---------------------- */
+
+/* Waits until fd is readable or writable (CO_READABLE | CO_WRITABLE).
+ * Returns 0 or -1 (ETIMEDOUT, ECANCELED). Only one coroutine may wait on
+ * one fd for one direction at a time. */
+int co_wait_fd(int fd, int events, int64_t deadline);
+
+/* Reads up to n bytes, waiting until some arrive. Returns the count, 0 at
+ * end of file, or -1 with errno. */
+ssize_t co_read(int fd, void *buf, size_t n, int64_t deadline);
+
+/* Writes all n bytes. Returns 0, or -1 with errno (part may have been
+ * written). */
+int co_write_all(int fd, const void *buf, size_t n, int64_t deadline);
+
+/* readv() that waits until some bytes arrive. Returns the count, 0 at end of
+ * file, or -1 with errno. */
+ssize_t co_readv(int fd, const struct iovec *iov, int iovcnt,
+                 int64_t deadline);
+
+/* Writes every byte of iov[0..iovcnt). iov is not modified. Returns 0, or -1
+ * with errno. */
+int co_writev_all(int fd, const struct iovec *iov, int iovcnt,
+                  int64_t deadline);
+
+/* recv() that waits until some bytes arrive. Returns the count, 0 when the
+ * peer closed, or -1 with errno. */
+ssize_t co_recv(int fd, void *buf, size_t n, int flags, int64_t deadline);
+
+/* Sends all n bytes (MSG_NOSIGNAL is added). Returns 0, or -1 with errno. */
+int co_send_all(int fd, const void *buf, size_t n, int flags,
+                int64_t deadline);
+
+/* Accepts a connection; the new fd is O_NONBLOCK and close-on-exec. addr and
+ * len may be NULL. Returns the fd, or -1 with errno. */
+int co_accept(int fd, struct sockaddr *addr, socklen_t *len,
+              int64_t deadline);
+
+/* Connects the non-blocking socket fd to addr. Returns 0, or -1 with errno
+ * (the connection's error, ETIMEDOUT, ECANCELED). */
+int co_connect(int fd, const struct sockaddr *addr, socklen_t len,
+               int64_t deadline);
+
+/* Sends count bytes of in_fd from *offset (advanced as it goes) to out_fd.
+ * Returns the bytes sent, fewer only at end of in_fd, or -1 with errno. */
+ssize_t co_sendfile(int out_fd, int in_fd, off_t *offset, size_t count,
+                    int64_t deadline);
+
+/* Resolves host (through the offload pool, so the hub never blocks) and
+ * connects a TCP socket to the first address that answers before the
+ * deadline. Returns a non-blocking, close-on-exec fd with TCP_NODELAY that
+ * the caller closes, or -1 with errno (EADDRNOTAVAIL: the name does not
+ * resolve; otherwise the last connect's error, ETIMEDOUT, ECANCELED). */
+int co_dial(const char *host, const char *port, int64_t deadline);
+
+/* ---- event: a flag coroutines wait for -------------------------------- */
+
+/* A new, clear event, or NULL with ENOMEM. Freed by co_event_free(). */
+co_event_t *co_event_new(void);
+/* Frees ev; nobody may be waiting on it. */
+void co_event_free(co_event_t *ev);
+/* Sets ev and wakes every waiter; it stays set until co_event_clear(). */
+void co_event_set(co_event_t *ev);
+void co_event_clear(co_event_t *ev);
+int co_event_is_set(const co_event_t *ev);
+/* Waits until ev is set. Returns 0, or -1 (ETIMEDOUT, ECANCELED). */
+int co_event_wait(co_event_t *ev, int64_t deadline);
+
+/* ---- channel: a bounded FIFO of fixed-size messages ------------------- */
+
+/* A channel of messages of elem_size bytes holding up to capacity of them
+ * (0: every send waits for a receiver). NULL with EINVAL (elem_size 0) or
+ * ENOMEM. Freed by co_chan_free(). */
+co_chan_t *co_chan_new(size_t elem_size, size_t capacity);
+/* Frees ch; nobody may be waiting on it. */
+void co_chan_free(co_chan_t *ch);
+/* Copies elem_size bytes from elem into ch, waiting for room. Returns 0, or
+ * -1 with EPIPE (closed), ETIMEDOUT or ECANCELED. */
+int co_chan_send(co_chan_t *ch, const void *elem, int64_t deadline);
+/* Copies the oldest message into elem, waiting for one. Returns 0, or -1 with
+ * EPIPE (closed and drained), ETIMEDOUT or ECANCELED. */
+int co_chan_recv(co_chan_t *ch, void *elem, int64_t deadline);
+/* Closes ch: waiting and later senders get EPIPE; receivers get what is
+ * buffered, then EPIPE. Closing twice does nothing. */
+void co_chan_close(co_chan_t *ch);
+
+/* ---- semaphore -------------------------------------------------------- */
+
+/* A counting semaphore holding `value` permits, or NULL with ENOMEM. */
+co_sem_t *co_sem_new(unsigned value);
+/* Frees sem; nobody may be waiting on it. */
+void co_sem_free(co_sem_t *sem);
+/* Takes a permit, waiting (first come, first served) for one. Returns 0, or
+ * -1 (ETIMEDOUT, ECANCELED). */
+int co_sem_acquire(co_sem_t *sem, int64_t deadline);
+/* Returns a permit, handing it to the longest waiter if there is one. */
+void co_sem_release(co_sem_t *sem);
+
+/* ---- pool: spawn with a limit on how many run at once ----------------- */
+
+/* A pool running at most `limit` coroutines at once, or NULL with EINVAL
+ * (limit 0) or ENOMEM. */
+co_pool_t *co_pool_new(size_t limit);
+/* Cancels and joins the pool's coroutines still running, then frees it. */
+void co_pool_free(co_pool_t *pool);
+/* Waits for a free slot, then starts fn(arg) in the pool; its result is
+ * dropped. Returns 0, or -1 with ETIMEDOUT, ECANCELED or ENOMEM. */
+int co_pool_spawn(co_pool_t *pool, co_fn fn, void *arg, int64_t deadline);
+/* Waits until every coroutine of the pool has returned. Returns 0, or -1 with
+ * ETIMEDOUT or ECANCELED. */
+int co_pool_join(co_pool_t *pool, int64_t deadline);
+
+/* ---- offload: blocking work on a thread pool -------------------------- */
+
+/* Runs fn(arg) on an offload thread while the calling coroutine waits; the
+ * hub keeps serving others. fn is plain C: it must not call this API.
+ * Returns 0 once fn has returned. Returns -1 with ETIMEDOUT or ECANCELED if the
+ * wait ends first: fn then still runs to its end (or is skipped if no thread
+ * had taken it yet), after which abandon(arg), if not NULL, is called on the
+ * hub's thread to free arg. So arg on the caller's stack is only safe without
+ * a deadline and in a coroutine nobody cancels; otherwise pass heap memory
+ * and an abandon function. ENOMEM: no thread could be started. */
+int co_offload(co_work_fn fn, void *arg, co_work_fn abandon, int64_t deadline);
+
+/* Registers hooks run on every offload thread: init(arg) before the thread's
+ * next task (threads started later run it first), fini(arg) when the thread
+ * stops. Use them to give each thread its own resource (a database handle in
+ * a __thread variable). arg must outlive the pool. Returns 0, or -1 with
+ * ENOMEM. */
+int co_offload_hook(co_work_fn init, co_work_fn fini, void *arg);
+
+/* Sets the number of offload threads (default 4, or COSERVE_OFFLOAD_THREADS);
+ * must be called before the first co_offload(). Returns 0, or -1 with EINVAL
+ * (n is 0 or over 1024) or EBUSY (the pool already started). */
+int co_offload_set_threads(unsigned n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* COSERVE_H */

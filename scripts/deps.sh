@@ -1,0 +1,21 @@
+#!/bin/sh
+# Installs the Debian packages coserve needs, only those missing.
+# Called by `make deps` (and so by `make run` / `make test`); as root it
+# installs, otherwise it says what to install and fails.
+set -e
+PKGS="build-essential clang libclang-rt-14-dev libev-dev node-llhttp \
+libsqlite3-dev libcriterion-dev pkg-config valgrind wrk nginx-light"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+        || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "deps: installing$missing"
+if [ "$(id -u)" != 0 ]; then
+    echo "deps: not root; run: sudo apt-get install$missing" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends $missing >/dev/null

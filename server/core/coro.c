@@ -1,0 +1,314 @@
+/* Coroutines: spawn, wait protocol, join, cancel (see coro.h). */
+#include "core/coro.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/fiber.h"
+#include "core/log.h"
+
+struct co *coro__self(const char *call)
+{
+    struct hub *hub = hub__require(call);
+    if (!hub->current)
+        log__fatal("%s called outside a coroutine (in the hub itself)", call);
+    return hub->current;
+}
+
+/* ---- time ---------------------------------------------------------- */
+
+int64_t co_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t co_deadline(int64_t ms) { return ms < 0 ? -1 : co_now() + ms; }
+
+/* ---- switching ----------------------------------------------------- */
+
+/* Leaves the running coroutine for the hub; returns when resumed. errno is
+ * per thread, so it is kept here, on the coroutine's own stack. */
+static void coro_switch_out(struct co *co)
+{
+    int saved_errno = errno;
+    struct hub *hub = co->hub;
+    fiber_start(co->state == CORO_DONE ? NULL : &co->asan_fake,
+                hub->asan_bottom, hub->asan_size);
+    switch__jump(&co->ctx, &hub->ctx);
+    fiber_finish(co->asan_fake, &hub->asan_bottom, &hub->asan_size);
+    errno = saved_errno;
+}
+
+static void coro_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    struct co *co = list_entry(w, struct co, timer);
+    /* libev measures from its cached loop time, which may lag the clock a
+     * little: never wake before the deadline itself. */
+    int64_t left = co->deadline - co_now();
+    if (left > 0) {
+        ev_timer_set(w, (double)left / 1000.0, 0.);
+        ev_timer_start(loop, w);
+        return;
+    }
+    coro__wake(co, ETIMEDOUT);
+}
+
+int coro__park(struct co *self, int64_t deadline, int flags)
+{
+    if (self->cancelled && !(flags & CORO_PARK_NOCANCEL)) {
+        errno = ECANCELED;
+        return -1;
+    }
+    struct hub *hub = self->hub;
+    if (deadline >= 0) {
+        int64_t left = deadline - co_now();
+        if (left <= 0) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
+        self->deadline = deadline;
+        ev_timer_set(&self->timer, (double)left / 1000.0, 0.);
+        ev_timer_start(hub->loop, &self->timer);
+    }
+    self->park_flags = flags;
+    self->wait_err = 0;
+    self->state = CORO_WAITING;
+    coro_switch_out(self);
+    if (deadline >= 0)
+        ev_timer_stop(hub->loop, &self->timer);
+    if (self->wait_err) {
+        errno = self->wait_err;
+        return -1;
+    }
+    return 0;
+}
+
+void coro__wake(struct co *co, int err)
+{
+    if (co->state != CORO_WAITING)
+        return;
+    if (list_linked(&co->wait_link))
+        list_remove(&co->wait_link);
+    co->wait_err = err;
+    co->state = CORO_READY;
+    list_push_back(&co->hub->runq, &co->run_link);
+}
+
+int coro__wait_on(struct co *self, struct list *queue, int64_t deadline)
+{
+    list_push_back(queue, &self->wait_link);
+    int rc = coro__park(self, deadline, 0);
+    if (list_linked(&self->wait_link)) /* the wait failed before parking */
+        list_remove(&self->wait_link);
+    return rc;
+}
+
+struct co *coro__wake_first(struct list *queue, int err)
+{
+    if (list_empty(queue))
+        return NULL;
+    struct co *co = list_entry(queue->next, struct co, wait_link);
+    coro__wake(co, err);
+    return co;
+}
+
+/* ---- life and death ------------------------------------------------ */
+
+/* Cancels and joins the children a coroutine left behind, so nothing it
+ * started outlives it (structured concurrency). This wait ignores the
+ * parent's own cancellation: returning early would orphan the children. */
+static void coro_reap_children(struct co *self)
+{
+    struct list *n;
+    while ((n = list_pop_front(&self->children))) {
+        struct co *child = list_entry(n, struct co, child_link);
+        child->parent = NULL;
+        co_cancel(child);
+        while (child->state != CORO_DONE) {
+            child->joiner = self;
+            coro__park(self, -1, CORO_PARK_NOCANCEL);
+        }
+        child->joiner = NULL;
+        coro__free(child);
+    }
+}
+
+static void coro_entry(void *p)
+{
+    struct co *co = p;
+    fiber_finish(NULL, &co->hub->asan_bottom, &co->hub->asan_size);
+    co->result = co->fn(co->arg);
+    coro_reap_children(co);
+    co->state = CORO_DONE;
+    if (co->joiner)
+        coro__wake(co->joiner, 0);
+    coro_switch_out(co);
+    log__fatal("finished coroutine %s was resumed", co->name);
+}
+
+struct co *coro__spawn(struct hub *hub, struct co *parent, co_fn fn, void *arg)
+{
+    struct co *co = hub->free_cos;
+    if (co)
+        hub->free_cos = co->next_free;
+    else if (!(co = malloc(sizeof *co)))
+        return NULL;
+    if (stack__get(&hub->stacks, &co->stack) < 0) {
+        co->next_free = hub->free_cos;
+        hub->free_cos = co;
+        errno = ENOMEM;
+        return NULL;
+    }
+    co->hub = hub;
+    co->state = CORO_READY;
+    co->cancelled = co->detached = 0;
+    co->park_flags = 0;
+    co->wait_err = 0;
+    co->fn = fn;
+    co->arg = arg;
+    co->result = NULL;
+    list_init(&co->wait_link);
+    list_init(&co->children);
+    list_init(&co->child_link);
+    co->parent = parent;
+    if (parent)
+        list_push_back(&parent->children, &co->child_link);
+    co->joiner = NULL;
+    co->wait_data = NULL;
+    co->asan_fake = NULL;
+    co->id = ++hub->next_id;
+    snprintf(co->name, sizeof co->name, "co-%llu", (unsigned long long)co->id);
+    ev_init(&co->timer, coro_timer_cb);
+    ev_init(&co->io, NULL);
+    switch__init(&co->ctx, co->stack.lo, co->stack.size, coro_entry, co);
+    list_push_back(&hub->all, &co->all_link);
+    hub->live++;
+    list_push_back(&hub->runq, &co->run_link);
+    return co;
+}
+
+void coro__finished(struct co *co)
+{
+    struct hub *hub = co->hub;
+    stack__put(&hub->stacks, &co->stack);
+    co->stack.map = NULL;
+    list_remove(&co->all_link);
+    hub->live--;
+    if (co->detached)
+        coro__free(co);
+}
+
+void coro__free(struct co *co)
+{
+    if (list_linked(&co->child_link))
+        list_remove(&co->child_link);
+    co->next_free = co->hub->free_cos;
+    co->hub->free_cos = co;
+}
+
+/* ---- public API ---------------------------------------------------- */
+
+co_t *co_spawn(co_fn fn, void *arg)
+{
+    struct hub *hub = hub__require("co_spawn");
+    return coro__spawn(hub, hub->current, fn, arg);
+}
+
+int co_join(co_t *co, void **result, int64_t deadline)
+{
+    struct co *self = coro__self("co_join");
+    if (co == self) {
+        errno = EDEADLK;
+        return -1;
+    }
+    if (co->detached || (co->joiner && co->joiner != self)) {
+        errno = EINVAL;
+        return -1;
+    }
+    while (co->state != CORO_DONE) {
+        co->joiner = self;
+        int rc = coro__park(self, deadline, 0);
+        co->joiner = NULL;
+        if (rc < 0 && co->state != CORO_DONE)
+            return -1;
+    }
+    if (result)
+        *result = co->result;
+    coro__free(co);
+    return 0;
+}
+
+int co_join_all(co_t **cos, size_t n, int64_t deadline)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!cos[i])
+            continue;
+        if (co_join(cos[i], NULL, deadline) < 0)
+            return -1;
+        cos[i] = NULL;
+    }
+    return 0;
+}
+
+void co_detach(co_t *co)
+{
+    hub__require("co_detach");
+    co->detached = 1;
+    if (list_linked(&co->child_link))
+        list_remove(&co->child_link);
+    co->parent = NULL;
+    if (co->state == CORO_DONE)
+        coro__free(co);
+}
+
+void co_cancel(co_t *co)
+{
+    hub__require("co_cancel");
+    if (co->state == CORO_DONE)
+        return;
+    co->cancelled = 1;
+    if (co->state == CORO_WAITING && !(co->park_flags & CORO_PARK_NOCANCEL))
+        coro__wake(co, ECANCELED);
+}
+
+co_t *co_current(void) { return hub__require("co_current")->current; }
+
+int co_cancelled(void)
+{
+    struct co *co = hub__require("co_cancelled")->current;
+    return co && co->cancelled;
+}
+
+void co_set_name(co_t *co, const char *name)
+{
+    snprintf(co->name, sizeof co->name, "%s", name);
+}
+
+const char *co_name(const co_t *co) { return co->name; }
+
+int co_yield(void)
+{
+    struct co *self = coro__self("co_yield");
+    if (self->cancelled) {
+        errno = ECANCELED;
+        return -1;
+    }
+    self->state = CORO_READY;
+    list_push_back(&self->hub->runq, &self->run_link);
+    coro_switch_out(self);
+    return 0;
+}
+
+int co_sleep(int64_t deadline)
+{
+    struct co *self = coro__self("co_sleep");
+    if (coro__park(self, deadline, 0) == 0)
+        log__fatal("coroutine %s woken from sleep by a stray wake", self->name);
+    return errno == ETIMEDOUT ? 0 : -1;
+}

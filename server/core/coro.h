@@ -1,0 +1,86 @@
+/*
+ * coro.h - coroutines: the struct behind co_t and the wait protocol.
+ *
+ * Every wait in core/ is the same three steps: link the coroutine where a
+ * waker will find it (a wait queue, an ev_io, an offload task), coro__park()
+ * with the deadline, then undo whatever the wake did not. coro__wake() is the
+ * only way back to ready, and it ignores a coroutine that is not waiting, so
+ * a timer, a cancel and a real wake racing in one loop turn are harmless.
+ */
+#ifndef COSERVE_CORE_CORO_H
+#define COSERVE_CORE_CORO_H
+
+#include <ev.h>
+#include <stdint.h>
+
+#include "coserve.h"
+#include "core/hub.h"
+#include "core/list.h"
+#include "core/stack.h"
+#include "core/switch.h"
+
+enum coro_state { CORO_READY, CORO_RUNNING, CORO_WAITING, CORO_DONE };
+
+/* coro__park() flags */
+#define CORO_PARK_NOCANCEL 1 /* cancellation does not end this wait */
+
+struct co {
+    struct switch_ctx ctx;
+    struct hub *hub;
+    enum coro_state state;
+    unsigned cancelled : 1;
+    unsigned detached : 1;
+    unsigned park_flags : 2;
+    int wait_err;           /* why the last wait ended: 0 or an errno */
+    co_fn fn;
+    void *arg;
+    void *result;
+    struct list run_link;   /* on hub->runq while ready */
+    struct list wait_link;  /* on a wait queue while waiting */
+    struct list all_link;   /* on hub->all while alive */
+    struct list child_link; /* on parent->children until joined/detached */
+    struct list children;
+    struct co *parent;
+    struct co *joiner;      /* waiting in co_join() */
+    void *wait_data;        /* per-wait payload (a channel's message) */
+    int64_t deadline;       /* of the current wait */
+    ev_timer timer;
+    ev_io io;
+    struct stack stack;
+    void *asan_fake;
+    uint64_t id;
+    char name[32];
+    struct co *next_free;
+};
+
+/* The running coroutine; aborts naming `call` outside one or off the hub. */
+struct co *coro__self(const char *call);
+
+/* Creates a coroutine of hub running fn(arg), ready to run, with parent as
+ * its parent (NULL: none). Returns NULL with errno ENOMEM. */
+struct co *coro__spawn(struct hub *hub, struct co *parent, co_fn fn,
+                       void *arg);
+
+/* Suspends the running coroutine until coro__wake() or the deadline.
+ * Returns 0 when woken with 0; -1 with errno: ETIMEDOUT at the deadline,
+ * ECANCELED on cancel (unless CORO_PARK_NOCANCEL), or the waker's error. */
+int coro__park(struct co *self, int64_t deadline, int flags);
+
+/* Makes a waiting co ready with err (0 or an errno) as its wait's result,
+ * unlinking it from its wait queue. Does nothing if co is not waiting. */
+void coro__wake(struct co *co, int err);
+
+/* Parks self on a wait queue (see coro__park). */
+int coro__wait_on(struct co *self, struct list *queue, int64_t deadline);
+
+/* Wakes the longest waiter of queue with err. Returns it, or NULL. */
+struct co *coro__wake_first(struct list *queue, int err);
+
+/* Frees a finished coroutine's struct (it is done and nobody will join). */
+void coro__free(struct co *co);
+
+/* Called by the hub when co finished: releases its stack, frees it if it
+ * was detached. */
+void coro__finished(struct co *co);
+
+#endif

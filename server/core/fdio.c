@@ -1,0 +1,221 @@
+/*
+ * Cooperative fd I/O: try the system call first (data is often already
+ * there), and only on EAGAIN wait for readiness through the coroutine's own
+ * ev_io. The watcher is embedded in the coroutine, so a wait allocates
+ * nothing, and libev skips the epoll_ctl when the same fd and mask come back.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <unistd.h>
+
+#include "core/coro.h"
+
+static void fdio_ready_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    coro__wake(list_entry(w, struct co, io), 0);
+}
+
+static int fdio_wait(struct co *self, int fd, int events, int64_t deadline)
+{
+    if (self->cancelled) {
+        errno = ECANCELED;
+        return -1;
+    }
+    int mask = ((events & CO_READABLE) ? EV_READ : 0) |
+               ((events & CO_WRITABLE) ? EV_WRITE : 0);
+    if (!mask || fd < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    ev_set_cb(&self->io, fdio_ready_cb);
+    ev_io_set(&self->io, fd, mask);
+    ev_io_start(self->hub->loop, &self->io);
+    int rc = coro__park(self, deadline, 0);
+    ev_io_stop(self->hub->loop, &self->io);
+    return rc;
+}
+
+int co_wait_fd(int fd, int events, int64_t deadline)
+{
+    return fdio_wait(coro__self("co_wait_fd"), fd, events, deadline);
+}
+
+static int fdio_again(void) { return errno == EAGAIN || errno == EWOULDBLOCK; }
+
+ssize_t co_read(int fd, void *buf, size_t n, int64_t deadline)
+{
+    struct co *self = coro__self("co_read");
+    for (;;) {
+        ssize_t r = read(fd, buf, n);
+        if (r >= 0)
+            return r;
+        if (errno == EINTR)
+            continue;
+        if (!fdio_again() || fdio_wait(self, fd, CO_READABLE, deadline) < 0)
+            return -1;
+    }
+}
+
+ssize_t co_readv(int fd, const struct iovec *iov, int iovcnt,
+                 int64_t deadline)
+{
+    struct co *self = coro__self("co_readv");
+    for (;;) {
+        ssize_t r = readv(fd, iov, iovcnt);
+        if (r >= 0)
+            return r;
+        if (errno == EINTR)
+            continue;
+        if (!fdio_again() || fdio_wait(self, fd, CO_READABLE, deadline) < 0)
+            return -1;
+    }
+}
+
+ssize_t co_recv(int fd, void *buf, size_t n, int flags, int64_t deadline)
+{
+    struct co *self = coro__self("co_recv");
+    for (;;) {
+        ssize_t r = recv(fd, buf, n, flags);
+        if (r >= 0)
+            return r;
+        if (errno == EINTR)
+            continue;
+        if (!fdio_again() || fdio_wait(self, fd, CO_READABLE, deadline) < 0)
+            return -1;
+    }
+}
+
+int co_write_all(int fd, const void *buf, size_t n, int64_t deadline)
+{
+    struct co *self = coro__self("co_write_all");
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w >= 0) {
+            p += w;
+            n -= (size_t)w;
+        } else if (errno != EINTR &&
+                   (!fdio_again() ||
+                    fdio_wait(self, fd, CO_WRITABLE, deadline) < 0)) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int co_send_all(int fd, const void *buf, size_t n, int flags, int64_t deadline)
+{
+    struct co *self = coro__self("co_send_all");
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, flags | MSG_NOSIGNAL);
+        if (w >= 0) {
+            p += w;
+            n -= (size_t)w;
+        } else if (errno != EINTR &&
+                   (!fdio_again() ||
+                    fdio_wait(self, fd, CO_WRITABLE, deadline) < 0)) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+#define FDIO_IOV_BATCH 64
+
+int co_writev_all(int fd, const struct iovec *iov, int iovcnt,
+                  int64_t deadline)
+{
+    struct co *self = coro__self("co_writev_all");
+    /* writev may stop anywhere: keep a private window of at most
+     * FDIO_IOV_BATCH entries, the first one trimmed to what is left. */
+    struct iovec win[FDIO_IOV_BATCH];
+    int next = 0;     /* first entry of iov not yet in the window */
+    int wn = 0, wi = 0;
+    for (;;) {
+        if (wi == wn) { /* refill */
+            wn = wi = 0;
+            while (next < iovcnt && wn < FDIO_IOV_BATCH) {
+                if (iov[next].iov_len)
+                    win[wn++] = iov[next];
+                next++;
+            }
+            if (wn == 0)
+                return 0;
+        }
+        ssize_t w = writev(fd, win + wi, wn - wi);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (!fdio_again() || fdio_wait(self, fd, CO_WRITABLE, deadline) < 0)
+                return -1;
+            continue;
+        }
+        size_t left = (size_t)w;
+        while (wi < wn && left >= win[wi].iov_len)
+            left -= win[wi++].iov_len;
+        if (wi < wn) {
+            win[wi].iov_base = (char *)win[wi].iov_base + left;
+            win[wi].iov_len -= left;
+        }
+    }
+}
+
+int co_accept(int fd, struct sockaddr *addr, socklen_t *len, int64_t deadline)
+{
+    struct co *self = coro__self("co_accept");
+    for (;;) {
+        int c = accept4(fd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (c >= 0)
+            return c;
+        if (errno == EINTR || errno == ECONNABORTED)
+            continue;
+        if (!fdio_again() || fdio_wait(self, fd, CO_READABLE, deadline) < 0)
+            return -1;
+    }
+}
+
+int co_connect(int fd, const struct sockaddr *addr, socklen_t len,
+               int64_t deadline)
+{
+    struct co *self = coro__self("co_connect");
+    if (connect(fd, addr, len) == 0)
+        return 0;
+    if (errno != EINPROGRESS && errno != EINTR)
+        return -1;
+    if (fdio_wait(self, fd, CO_WRITABLE, deadline) < 0)
+        return -1;
+    int err = 0;
+    socklen_t elen = sizeof err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
+        return -1;
+    if (err) {
+        errno = err;
+        return -1;
+    }
+    return 0;
+}
+
+ssize_t co_sendfile(int out_fd, int in_fd, off_t *offset, size_t count,
+                    int64_t deadline)
+{
+    struct co *self = coro__self("co_sendfile");
+    size_t sent = 0;
+    while (sent < count) {
+        ssize_t w = sendfile(out_fd, in_fd, offset, count - sent);
+        if (w > 0) {
+            sent += (size_t)w;
+        } else if (w == 0) {
+            break; /* end of in_fd */
+        } else if (errno != EINTR &&
+                   (!fdio_again() ||
+                    fdio_wait(self, out_fd, CO_WRITABLE, deadline) < 0)) {
+            return -1;
+        }
+    }
+    return (ssize_t)sent;
+}

@@ -1,0 +1,71 @@
+/*
+ * hub.h - one scheduler per thread: a libev loop and a run queue.
+ *
+ * The hub runs on the thread's own stack. It resumes every ready coroutine
+ * (up to a budget, so I/O is polled even under co_yield() storms), then runs
+ * the libev loop once, whose callbacks only mark coroutines ready. Coroutines
+ * switch to the hub and back, never directly to each other: one place to keep
+ * the sanitizer annotations, errno and the current pointer right.
+ */
+#ifndef COSERVE_CORE_HUB_H
+#define COSERVE_CORE_HUB_H
+
+#include <ev.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/list.h"
+#include "core/stack.h"
+#include "core/switch.h"
+
+struct co;
+
+struct hub {
+    struct ev_loop *loop;
+    struct switch_ctx ctx;    /* the hub's own context while a coroutine runs */
+    struct co *current;       /* running coroutine, NULL in the hub */
+    struct list runq;         /* ready coroutines, in wake order */
+    struct list all;          /* every live coroutine (for shutdown) */
+    size_t live;              /* coroutines not yet finished */
+    struct stack_pool stacks;
+    struct co *free_cos;      /* recycled coroutine structs */
+    uint64_t next_id;
+    int stopping;             /* co_run's main returned: cancel the rest */
+
+    /* Offload completions arrive from other threads through done_list. */
+    ev_async wake;
+    pthread_mutex_t done_lock;
+    struct list done_list;
+    size_t offloads;          /* in flight; while > 0 the loop holds a ref */
+    struct list offload_free; /* recycled task records */
+
+    /* The hub stack's bounds, as AddressSanitizer reports them. */
+    const void *asan_bottom;
+    size_t asan_size;
+    void *asan_fake;
+};
+
+/* The calling thread's hub, or NULL. */
+extern __thread struct hub *hub__self;
+
+/* Makes the calling thread a hub (loop, run queue, alternate signal stack
+ * for overflow reports). Returns the hub, or NULL with errno (EBUSY: the
+ * thread already has one; ENOMEM). */
+struct hub *hub__create(void);
+
+/* Frees the hub of the calling thread; no coroutine may be alive. */
+void hub__destroy(struct hub *hub);
+
+/* Runs ready coroutines and the loop until done(arg) returns non-zero.
+ * Aborts on deadlock: nothing ready, nothing that could wake anyone. */
+void hub__run(struct hub *hub, int (*done)(struct hub *, void *), void *arg);
+
+/* Resumes co (which must be ready) until it waits, yields or finishes. */
+void hub__resume(struct hub *hub, struct co *co);
+
+/* The calling thread's hub; aborts naming `call` if the thread has none
+ * (an offload thread, or a plain thread using the cooperative API). */
+struct hub *hub__require(const char *call);
+
+#endif

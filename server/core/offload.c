@@ -1,0 +1,329 @@
+/* The offload thread pool (see offload.h). */
+#include "core/offload.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/coro.h"
+#include "core/hub.h"
+#include "core/log.h"
+
+#define OFFLOAD_DEFAULT_THREADS 4
+#define OFFLOAD_MAX_THREADS 1024
+
+enum task_state { TASK_QUEUED, TASK_RUNNING, TASK_DONE };
+
+struct offload_task {
+    co_work_fn fn, abandon;
+    void *arg;
+    struct hub *hub;
+    struct co *waiter;
+    enum task_state state; /* guarded by the pool lock */
+    int abandoned;         /* hub thread only */
+    int completed;         /* hub thread only: the done list delivered it */
+    struct list link;      /* pool queue, then the hub's done list */
+};
+
+struct offload_hook {
+    co_work_fn init, fini;
+    void *arg;
+};
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t work;
+    struct list queue;
+    unsigned nthreads;     /* wanted; fixed once started */
+    unsigned started;
+    int stopping;
+    pthread_t *threads;
+    struct offload_hook *hooks;
+    size_t nhooks, hooks_cap;
+} pool = {
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .work = PTHREAD_COND_INITIALIZER,
+};
+
+/* ---- workers ------------------------------------------------------- */
+
+/* Runs the init hooks this thread has not run yet (hooks may be added while
+ * the pool runs: an app loaded later). Called with the pool lock held. */
+static void offload_catch_up_hooks(size_t *done)
+{
+    while (*done < pool.nhooks) {
+        struct offload_hook hook = pool.hooks[(*done)++];
+        if (!hook.init)
+            continue;
+        pthread_mutex_unlock(&pool.lock);
+        hook.init(hook.arg);
+        pthread_mutex_lock(&pool.lock);
+    }
+}
+
+static void offload_deliver(struct offload_task *t)
+{
+    struct hub *hub = t->hub;
+    pthread_mutex_lock(&hub->done_lock);
+    int was_empty = list_empty(&hub->done_list);
+    list_push_back(&hub->done_list, &t->link);
+    pthread_mutex_unlock(&hub->done_lock);
+    /* One wake per batch: the hub drains the whole list per callback. */
+    if (was_empty)
+        ev_async_send(hub->loop, &hub->wake);
+}
+
+static void *offload_worker(void *unused)
+{
+    (void)unused;
+    size_t hooks_done = 0;
+    pthread_mutex_lock(&pool.lock);
+    for (;;) {
+        offload_catch_up_hooks(&hooks_done);
+        struct list *n = list_pop_front(&pool.queue);
+        if (!n) {
+            if (pool.stopping)
+                break;
+            pthread_cond_wait(&pool.work, &pool.lock);
+            continue;
+        }
+        struct offload_task *t = list_entry(n, struct offload_task, link);
+        t->state = TASK_RUNNING;
+        pthread_mutex_unlock(&pool.lock);
+        t->fn(t->arg);
+        pthread_mutex_lock(&pool.lock);
+        t->state = TASK_DONE;
+        pthread_mutex_unlock(&pool.lock);
+        offload_deliver(t);
+        pthread_mutex_lock(&pool.lock);
+    }
+    while (hooks_done > 0) {
+        struct offload_hook hook = pool.hooks[--hooks_done];
+        if (hook.fini) {
+            pthread_mutex_unlock(&pool.lock);
+            hook.fini(hook.arg);
+            pthread_mutex_lock(&pool.lock);
+        }
+    }
+    pthread_mutex_unlock(&pool.lock);
+    return NULL;
+}
+
+/* Stops the workers at exit so every fini hook runs (a database closes
+ * cleanly). Work still queued runs first. */
+static void offload_stop(void)
+{
+    pthread_mutex_lock(&pool.lock);
+    pool.stopping = 1;
+    pthread_cond_broadcast(&pool.work);
+    unsigned n = pool.started;
+    pthread_mutex_unlock(&pool.lock);
+    for (unsigned i = 0; i < n; i++)
+        pthread_join(pool.threads[i], NULL);
+}
+
+static unsigned offload_default_threads(void)
+{
+    const char *env = getenv("COSERVE_OFFLOAD_THREADS");
+    if (env && *env) {
+        char *end;
+        unsigned long n = strtoul(env, &end, 10);
+        if (!*end && n > 0 && n <= OFFLOAD_MAX_THREADS)
+            return (unsigned)n;
+        log_warn("COSERVE_OFFLOAD_THREADS=%s is not 1..%d; using %d", env,
+                 OFFLOAD_MAX_THREADS, OFFLOAD_DEFAULT_THREADS);
+    }
+    return OFFLOAD_DEFAULT_THREADS;
+}
+
+/* Starts the workers on first use. Called with the pool lock held. */
+static int offload_start(void)
+{
+    if (pool.started)
+        return 0;
+    if (!pool.nthreads)
+        pool.nthreads = offload_default_threads();
+    pool.threads = calloc(pool.nthreads, sizeof *pool.threads);
+    if (!pool.threads)
+        return -1;
+    if (!pool.queue.next)
+        list_init(&pool.queue);
+    /* Workers run plain C: small stacks are plenty for SQLite and
+     * getaddrinfo, and keep 1,024 threads cheap. */
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 1024 * 1024);
+    for (unsigned i = 0; i < pool.nthreads; i++) {
+        if (pthread_create(&pool.threads[i], &attr, offload_worker, NULL)) {
+            if (!pool.started) {
+                pthread_attr_destroy(&attr);
+                errno = ENOMEM;
+                return -1;
+            }
+            log_warn("offload: started %u of %u threads", pool.started,
+                     pool.nthreads);
+            break;
+        }
+        pool.started++;
+    }
+    pthread_attr_destroy(&attr);
+    atexit(offload_stop);
+    return 0;
+}
+
+/* ---- hub side ------------------------------------------------------ */
+
+static void offload_task_free(struct hub *hub, struct offload_task *t)
+{
+    list_push_back(&hub->offload_free, &t->link);
+}
+
+/* One fewer task in flight: the loop holds a reference while any is, so
+ * it waits for completions but does not count them as a deadlock. */
+static void offload_settled(struct hub *hub)
+{
+    if (--hub->offloads == 0)
+        ev_unref(hub->loop);
+}
+
+static void offload_wake_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct hub *hub = list_entry(w, struct hub, wake);
+    struct list done;
+    list_init(&done);
+    pthread_mutex_lock(&hub->done_lock);
+    if (!list_empty(&hub->done_list)) {
+        done = hub->done_list;
+        done.next->prev = &done;
+        done.prev->next = &done;
+        list_init(&hub->done_list);
+    }
+    pthread_mutex_unlock(&hub->done_lock);
+    struct list *n;
+    while ((n = list_pop_front(&done))) {
+        struct offload_task *t = list_entry(n, struct offload_task, link);
+        offload_settled(hub);
+        if (t->abandoned) {
+            if (t->abandon)
+                t->abandon(t->arg);
+            offload_task_free(hub, t);
+        } else {
+            t->completed = 1;
+            coro__wake(t->waiter, 0);
+        }
+    }
+}
+
+void offload__hub_init(struct hub *hub)
+{
+    pthread_mutex_init(&hub->done_lock, NULL);
+    list_init(&hub->done_list);
+    list_init(&hub->offload_free);
+    ev_async_init(&hub->wake, offload_wake_cb);
+    ev_async_start(hub->loop, &hub->wake);
+    ev_unref(hub->loop); /* only in-flight tasks keep the loop alive */
+}
+
+void offload__hub_destroy(struct hub *hub)
+{
+    if (hub->offloads)
+        log__fatal("hub destroyed with %zu offloads in flight", hub->offloads);
+    ev_ref(hub->loop);
+    ev_async_stop(hub->loop, &hub->wake);
+    struct list *n;
+    while ((n = list_pop_front(&hub->offload_free)))
+        free(list_entry(n, struct offload_task, link));
+    pthread_mutex_destroy(&hub->done_lock);
+}
+
+int co_offload(co_work_fn fn, void *arg, co_work_fn abandon, int64_t deadline)
+{
+    struct co *self = coro__self("co_offload");
+    struct hub *hub = self->hub;
+    if (self->cancelled) {
+        errno = ECANCELED;
+        return -1;
+    }
+    struct list *n = list_pop_front(&hub->offload_free);
+    struct offload_task *t =
+        n ? list_entry(n, struct offload_task, link) : malloc(sizeof *t);
+    if (!t)
+        return -1;
+    *t = (struct offload_task){.fn = fn, .abandon = abandon, .arg = arg,
+                               .hub = hub, .waiter = self};
+    pthread_mutex_lock(&pool.lock);
+    if (offload_start() < 0) {
+        pthread_mutex_unlock(&pool.lock);
+        offload_task_free(hub, t);
+        errno = ENOMEM;
+        return -1;
+    }
+    list_push_back(&pool.queue, &t->link);
+    pthread_cond_signal(&pool.work);
+    pthread_mutex_unlock(&pool.lock);
+    if (hub->offloads++ == 0)
+        ev_ref(hub->loop);
+
+    int rc = coro__park(self, deadline, 0);
+    if (t->completed) { /* done, even if a cancel came in the same turn */
+        offload_task_free(hub, t);
+        return 0;
+    }
+    int err = rc < 0 ? errno : EINTR;
+    pthread_mutex_lock(&pool.lock);
+    if (t->state == TASK_QUEUED) {
+        list_remove(&t->link);
+        pthread_mutex_unlock(&pool.lock);
+        offload_settled(hub);
+        if (abandon)
+            abandon(arg);
+        offload_task_free(hub, t);
+    } else {
+        t->abandoned = 1; /* the completion callback calls abandon */
+        pthread_mutex_unlock(&pool.lock);
+    }
+    errno = err;
+    return -1;
+}
+
+int co_offload_hook(co_work_fn init, co_work_fn fini, void *arg)
+{
+    pthread_mutex_lock(&pool.lock);
+    if (pool.nhooks == pool.hooks_cap) {
+        size_t cap = pool.hooks_cap ? pool.hooks_cap * 2 : 8;
+        struct offload_hook *grown = realloc(pool.hooks, cap * sizeof *grown);
+        if (!grown) {
+            pthread_mutex_unlock(&pool.lock);
+            errno = ENOMEM;
+            return -1;
+        }
+        pool.hooks = grown;
+        pool.hooks_cap = cap;
+    }
+    pool.hooks[pool.nhooks++] = (struct offload_hook){init, fini, arg};
+    /* Idle workers run the new init now rather than at their next task. */
+    pthread_cond_broadcast(&pool.work);
+    pthread_mutex_unlock(&pool.lock);
+    return 0;
+}
+
+int co_offload_set_threads(unsigned n)
+{
+    if (n == 0 || n > OFFLOAD_MAX_THREADS) {
+        errno = EINVAL;
+        return -1;
+    }
+    pthread_mutex_lock(&pool.lock);
+    int busy = pool.started > 0;
+    if (!busy)
+        pool.nthreads = n;
+    pthread_mutex_unlock(&pool.lock);
+    if (busy) {
+        errno = EBUSY;
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,21 @@
+/*
+ * offload.h - the thread pool that runs blocking work for coroutines.
+ *
+ * One pool per process (started at the first co_offload), shared by every
+ * hub. A task is a small record from the submitting hub's free list: queued
+ * under the pool lock, run by a worker, then pushed on its hub's done list,
+ * and the hub is woken through its ev_async. The record outlives the waiting
+ * coroutine's stack frame, so a wait that ends early (deadline, cancel) can
+ * leave the work running safely.
+ */
+#ifndef COSERVE_CORE_OFFLOAD_H
+#define COSERVE_CORE_OFFLOAD_H
+
+struct hub;
+
+/* Sets up a hub's completion path (its ev_async, done list). */
+void offload__hub_init(struct hub *hub);
+/* Frees the hub's task records; no offload may be in flight. */
+void offload__hub_destroy(struct hub *hub);
+
+#endif
