@@ -5,6 +5,7 @@
 # AddressSanitizer + UndefinedBehaviorSanitizer with fiber annotations).
 
 BUILD   := build
+LLHTTP_INC := -I/usr/share/include/llhttp
 ARCH    := $(shell uname -m)
 # The context switch: hand-written assembly where we have it, ucontext
 # elsewhere. `make SWITCH=ucontext` forces the portable one.
@@ -13,7 +14,7 @@ SWITCH_SRC := $(wildcard server/core/arch/switch_$(SWITCH).*)
 
 WARN    := -Wall -Wextra -Werror
 COMMON  := -std=gnu11 -g -fno-omit-frame-pointer -fvisibility=hidden \
-           -D_GNU_SOURCE -Iinclude -Iserver $(WARN)
+           -D_GNU_SOURCE -Iinclude -Iserver $(LLHTTP_INC) $(WARN)
 ifeq ($(SWITCH),ucontext)
 COMMON  += -DCOSERVE_SWITCH_UCONTEXT
 endif
@@ -28,16 +29,38 @@ ASAN_ENV     := ASAN_OPTIONS=detect_stack_use_after_return=0:detect_leaks=1 \
                 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 CORE_SRC  := $(wildcard server/core/*.c) $(SWITCH_SRC)
-TEST_SRC  := $(wildcard tests/core/test_*.c)
+SERVER_SRC := $(wildcard server/*.c server/app/*.c server/http/*.c)
+LLHTTP_DIR := /usr/share/llhttp
+LLHTTP_SRC := $(notdir $(wildcard $(LLHTTP_DIR)/*.c))
+APP_NAMES := $(notdir $(patsubst %/,%,$(wildcard apps/*/)))
+TEST_APP_NAMES := $(notdir $(patsubst %/,%,$(wildcard tests/apps/*/)))
+TEST_SRC  := $(wildcard tests/core/test_*.c tests/http/test_*.c)
 TEST_NAMES := $(basename $(notdir $(TEST_SRC)))
 
 Q := @
 msg = @printf '  %-7s %s\n' $(1) $(2)
 
-.PHONY: all deps run test test-plain test-asan bench-core clean format
 
-all: $(BUILD)/plain/libcore.a $(BUILD)/interleave \
+.SECONDEXPANSION:
+
+.PHONY: all apps deps run test test-plain test-asan bench-core clean format
+
+all: $(BUILD)/coserve $(BUILD)/asan/coserve $(BUILD)/interleave apps \
      $(foreach v,plain asan,$(addprefix $(BUILD)/$(v)/tests/,$(TEST_NAMES)))
+
+apps: $(addprefix $(BUILD)/apps/,$(addsuffix .so,$(APP_NAMES))) \
+      $(addprefix $(BUILD)/test-apps/,$(addsuffix .so,$(TEST_APP_NAMES)))
+
+# Any apps/NAME/*.c becomes build/apps/NAME.so: add a folder, get an app.
+$(BUILD)/apps/%.so: $$(wildcard apps/%/*.c) include/coserve.h
+	$(call msg,APP,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(PLAIN_CC) $(PLAIN_CFLAGS) -fPIC -shared $(filter %.c,$^) -o $@
+
+$(BUILD)/test-apps/%.so: $$(wildcard tests/apps/%/*.c) include/coserve.h
+	$(call msg,APP,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(PLAIN_CC) $(PLAIN_CFLAGS) -fPIC -shared $(filter %.c,$^) -o $@
 
 deps:
 	$(Q)sh scripts/deps.sh
@@ -60,6 +83,21 @@ $(BUILD)/$(1)/libcore.a: $$($(1)_OBJ)
 	$$(call msg,AR,$$@)
 	$(Q)rm -f $$@ && ar rcs $$@ $$^
 
+# llhttp from Debian's node-llhttp sources, compiled into the server.
+$(BUILD)/$(1)/llhttp/%.o: $(LLHTTP_DIR)/%.c
+	$$(call msg,CC,$$<)
+	$(Q)mkdir -p $$(@D)
+	$(Q)$$($(2)_CC) -O2 -g -fvisibility=hidden $(LLHTTP_INC) -c $$< -o $$@
+
+$(1)_SERVER_OBJ := $$(patsubst %,$(BUILD)/$(1)/obj/%.o,$$(SERVER_SRC)) \
+                   $$(patsubst %,$(BUILD)/$(1)/llhttp/%.o,$$(basename $(LLHTTP_SRC)))
+
+$(BUILD)/$(1)/coserve: $$($(1)_SERVER_OBJ) $(BUILD)/$(1)/libcore.a server/coserve.dynlist
+	$$(call msg,LD,$$@)
+	$(Q)$$($(2)_CC) $$($(2)_CFLAGS) $$(filter %.o,$$^) \
+	    -Wl,--whole-archive $(BUILD)/$(1)/libcore.a -Wl,--no-whole-archive \
+	    -Wl,--dynamic-list=server/coserve.dynlist $(LIBS) -ldl -o $$@
+
 $(BUILD)/$(1)/tests/%: tests/core/%.c $(BUILD)/$(1)/libcore.a
 	$$(call msg,TEST,$$@)
 	$(Q)mkdir -p $$(@D)
@@ -68,6 +106,9 @@ $(BUILD)/$(1)/tests/%: tests/core/%.c $(BUILD)/$(1)/libcore.a
 endef
 $(eval $(call variant,plain,PLAIN))
 $(eval $(call variant,asan,ASAN))
+
+$(BUILD)/coserve: $(BUILD)/plain/coserve
+	$(Q)cp $< $@
 
 $(BUILD)/interleave: examples/interleave.c $(BUILD)/plain/libcore.a
 	$(call msg,LD,$@)

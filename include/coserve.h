@@ -28,6 +28,10 @@
 extern "C" {
 #endif
 
+/* The server is built with hidden visibility; everything declared here is
+ * what it exports to apps (see server/coserve.dynlist). */
+#pragma GCC visibility push(default)
+
 /* Bumped whenever a struct or a call in this header changes incompatibly. */
 #define COSERVE_ABI_VERSION 1
 
@@ -244,6 +248,117 @@ int co_offload_hook(co_work_fn init, co_work_fn fini, void *arg);
  * must be called before the first co_offload(). Returns 0, or -1 with EINVAL
  * (n is 0 or over 1024) or EBUSY (the pool already started). */
 int co_offload_set_threads(unsigned n);
+
+
+/* ==== HTTP apps (WSGI for C) ========================================== */
+
+/*
+ * An app is a shared object exporting one descriptor named `coserve_app`
+ * (write it with COSERVE_APP). The server calls init once per worker before
+ * serving, fini once at the worker's end, and handler once per request, in
+ * the request's own coroutine: the handler may use every call above.
+ *
+ * A handler returns 0 when it is done. A handler that returns -1 before its
+ * response started gets the client a 500 (and the error log names the app
+ * and the request); after the response started, the connection is closed.
+ * Request and response memory, and every string they hand out, live until
+ * the handler returns: copy what you keep longer.
+ */
+typedef struct co_request co_request_t;
+typedef struct co_response co_response_t;
+
+typedef int (*co_handler_fn)(co_request_t *req, co_response_t *res);
+
+struct co_app {
+    uint32_t abi_version;   /* COSERVE_ABI_VERSION, checked at load */
+    const char *name;       /* for logs */
+    const char *mount;      /* "/hello"; NULL: "/" + the file's name */
+    int (*init)(void);      /* optional, per worker: 0 ok, -1 refuse to load */
+    void (*fini)(void);     /* optional, per worker */
+    co_handler_fn handler;  /* required */
+};
+
+#define COSERVE_APP_SYMBOL "coserve_app"
+/* Defines the descriptor: COSERVE_APP(.name = "hello", .handler = hello); */
+#define COSERVE_APP(...)                                                       \
+    __attribute__((visibility("default"))) const struct co_app coserve_app = { \
+        .abi_version = COSERVE_ABI_VERSION, __VA_ARGS__}
+
+/* ---- request -------------------------------------------------------- */
+
+/* "GET", "POST", ... */
+const char *co_req_method(const co_request_t *req);
+/* The request target exactly as received: "/notes/3?x=1". */
+const char *co_req_target(const co_request_t *req);
+/* The percent-decoded path, no query: "/notes/3". */
+const char *co_req_path(const co_request_t *req);
+/* The app's mount, like SCRIPT_NAME: "/notes" (empty for "/"). */
+const char *co_req_script_name(const co_request_t *req);
+/* The decoded path below the mount, like PATH_INFO: "/3" (may be ""). */
+const char *co_req_path_info(const co_request_t *req);
+/* The raw query string without '?', "" if none. */
+const char *co_req_query(const co_request_t *req);
+/* Copies the percent-decoded value of query parameter `name` into buf
+ * (NUL-terminated). Returns its length, or -1 with ENOENT (absent) or
+ * ENOSPC (does not fit in size bytes). */
+ssize_t co_req_query_param(const co_request_t *req, const char *name,
+                           char *buf, size_t size);
+/* 10 for HTTP/1.0, 11 for HTTP/1.1. */
+int co_req_version(const co_request_t *req);
+/* The value of the first header named `name` (any case), or NULL. */
+const char *co_req_header(const co_request_t *req, const char *name);
+/* Number of header lines, and the i-th (0-based) as name and value.
+ * co_req_header_at returns 0, or -1 with ERANGE. */
+size_t co_req_header_count(const co_request_t *req);
+int co_req_header_at(const co_request_t *req, size_t i, const char **name,
+                     const char **value);
+/* Peer and local addresses as text ("127.0.0.1", "::1", "unix"), and ports
+ * (0 for unix sockets). */
+const char *co_req_remote_addr(const co_request_t *req);
+int co_req_remote_port(const co_request_t *req);
+const char *co_req_local_addr(const co_request_t *req);
+int co_req_local_port(const co_request_t *req);
+/* "http" or "https" (from a trusted proxy). */
+const char *co_req_scheme(const co_request_t *req);
+/* The Content-Length, or -1 when the body is chunked or absent. */
+int64_t co_req_content_length(const co_request_t *req);
+/* Reads up to n bytes of the body (chunked encoding removed; a pending
+ * "Expect: 100-continue" is answered first). Returns the count, 0 at the
+ * end of the body, or -1 with errno: ETIMEDOUT (the deadline or the
+ * server's body timeout), EMSGSIZE (over the body limit: the server answers
+ * 413), EPROTO (malformed body), ECONNRESET, ECANCELED. */
+ssize_t co_req_read(co_request_t *req, void *buf, size_t n, int64_t deadline);
+
+/* ---- response ------------------------------------------------------- */
+
+/* Sets the status (100..999; default 200). Returns 0, or -1 with EINVAL or
+ * EALREADY (the head was sent). */
+int co_res_status(co_response_t *res, int status);
+/* Adds a header line (copied). Content-Length set here fixes the body size;
+ * Date, Server, Connection and Transfer-Encoding are the server's. Returns
+ * 0, or -1 with EINVAL (CR, LF or NUL in it, or a server-owned name),
+ * ENOSPC (headers too large) or EALREADY (the head was sent). */
+int co_res_header(co_response_t *res, const char *name, const char *value);
+/* Appends body bytes. Small bodies are gathered and sent with a
+ * Content-Length when the handler returns; a body that outgrows the buffer,
+ * or co_res_flush(), starts streaming (chunked for HTTP/1.1, close-delimited
+ * for HTTP/1.0) unless a Content-Length was set. HEAD requests send no body.
+ * Returns 0, or -1 with errno (EPIPE/ECONNRESET: the client left,
+ * ETIMEDOUT, ECANCELED, EMSGSIZE: more than the Content-Length). */
+int co_res_write(co_response_t *res, const void *buf, size_t n);
+/* Sends the head and everything written so far now. Returns 0 or -1. */
+int co_res_flush(co_response_t *res);
+/* Sends len bytes of fd from offset as the body (sendfile). With nothing
+ * written before and no Content-Length set, len becomes the Content-Length.
+ * fd stays the caller's. Returns 0, or -1 with errno. */
+int co_res_sendfile(co_response_t *res, int fd, off_t offset, size_t len);
+/* Shorthand: status, Content-Type and a whole body. Returns 0 or -1. */
+int co_res_send(co_response_t *res, int status, const char *content_type,
+                const void *body, size_t len);
+/* Non-zero once the head has been sent. */
+int co_res_started(const co_response_t *res);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -99,8 +99,7 @@ static void *many_main(void *arg)
     return NULL;
 }
 
-Test(offload, thousand_concurrent_offloads_return_correct_results,
-     .timeout = 60)
+Test(offload, thousand_concurrent_offloads_return_correct_results)
 {
     cr_assert_eq(co_offload_set_threads(4), 0);
     memset(&many, 0, sizeof many);
@@ -181,8 +180,7 @@ static void *deadline_main(void *arg)
     return NULL;
 }
 
-Test(offload, deadline_shorter_than_the_work_times_out_then_abandons_after_it,
-     .timeout = 30)
+Test(offload, deadline_shorter_than_the_work_times_out_then_abandons_after_it)
 {
     cr_assert_eq(co_offload_set_threads(2), 0);
     hub_thread = pthread_self();
@@ -240,8 +238,7 @@ static void *cancel_main(void *arg)
     return NULL;
 }
 
-Test(offload, cancelled_waiter_gets_ecanceled_and_the_work_still_finishes,
-     .timeout = 30)
+Test(offload, cancelled_waiter_gets_ecanceled_and_the_work_still_finishes)
 {
     cr_assert_eq(co_offload_set_threads(2), 0);
     hub_thread = pthread_self();
@@ -339,8 +336,7 @@ static void *queued_main(void *arg)
     return NULL;
 }
 
-Test(offload, cancelled_work_that_no_thread_took_is_skipped_and_abandoned,
-     .timeout = 30)
+Test(offload, cancelled_work_that_no_thread_took_is_skipped_and_abandoned)
 {
     cr_assert_eq(co_offload_set_threads(1), 0);
     struct queued_case c = {0};
@@ -418,9 +414,6 @@ static void *hook_main(void *arg)
     if (register_late) {
         /* Start the pool first: hooks then apply before each existing
          * thread's next task. */
-        co_t *warm[HOOK_THREADS * 2];
-        for (int i = 0; i < HOOK_THREADS * 2; i++)
-            warm[i] = co_spawn((co_fn)(void *)0, NULL), warm[i] = NULL;
         if (co_offload(plain_task, NULL, NULL, -1) != 0)
             return (void *)"first co_offload failed";
         if (co_offload_hook(hook_init, hook_fini, &hook_token) != 0)
@@ -453,7 +446,7 @@ static void check_hooks(void)
                 atomic_load(&init_calls), fini);
 }
 
-Test(offload, init_hook_runs_on_each_thread_before_its_tasks, .timeout = 30)
+Test(offload, init_hook_runs_on_each_thread_before_its_tasks)
 {
     cr_assert_eq(co_offload_set_threads(HOOK_THREADS), 0);
     cr_assert_eq(co_offload_hook(hook_init, hook_fini, &hook_token), 0);
@@ -465,8 +458,7 @@ Test(offload, init_hook_runs_on_each_thread_before_its_tasks, .timeout = 30)
     check_hooks();
 }
 
-Test(offload, hook_registered_after_the_pool_started_runs_before_next_tasks,
-     .timeout = 30)
+Test(offload, hook_registered_after_the_pool_started_runs_before_next_tasks)
 {
     cr_assert_eq(co_offload_set_threads(HOOK_THREADS), 0);
     int late = 1;
@@ -557,8 +549,7 @@ static void *progress_main(void *arg)
     return NULL;
 }
 
-Test(offload, other_coroutines_keep_sleeping_and_waking_while_work_runs,
-     .timeout = 30)
+Test(offload, other_coroutines_keep_sleeping_and_waking_while_work_runs)
 {
     struct progress_case c = {0};
     void *res = (void *)"not run";
@@ -569,8 +560,7 @@ Test(offload, other_coroutines_keep_sleeping_and_waking_while_work_runs,
                  "the ticker did not run while the offload was in flight");
 }
 
-Test(offload, work_completes_while_another_coroutine_yields_in_a_loop,
-     .timeout = 30)
+Test(offload, work_completes_while_another_coroutine_yields_in_a_loop)
 {
     /* The completion must get through even though the ready queue is never
      * empty. */
@@ -599,7 +589,7 @@ static void *api_main(void *arg)
 }
 
 Test(offload, cooperative_call_from_an_offload_thread_aborts,
-     .signal = SIGABRT, .timeout = 30)
+     .signal = SIGABRT)
 {
     co_run(api_main, NULL, NULL);
 }

@@ -1,0 +1,97 @@
+/*
+ * The access log, in combined log format plus the request time in seconds
+ * (as nginx's $request_time). Lines gather in a buffer that is written once
+ * per loop turn (an ev_check watcher) or when it fills, so a busy worker
+ * makes one write for many requests instead of one each.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "http/http.h"
+
+#define ACCESSLOG_BUF (64 * 1024)
+#define ACCESSLOG_LINE 2048
+
+void accesslog__flush(struct http_server *srv)
+{
+    if (!srv->log_len || !srv->cfg.access_log)
+        return;
+    int fd = fileno(srv->cfg.access_log);
+    size_t off = 0;
+    while (off < srv->log_len) {
+        ssize_t w = write(fd, srv->log_buf + off, srv->log_len - off);
+        if (w <= 0)
+            break; /* a full disk must not stop the server: drop the lines */
+        off += (size_t)w;
+    }
+    srv->log_len = 0;
+}
+
+static void accesslog_check_cb(struct ev_loop *loop, ev_check *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    accesslog__flush(list_entry(w, struct http_server, log_flush));
+}
+
+void accesslog__init(struct http_server *srv)
+{
+    srv->log_len = 0;
+    srv->log_buf = srv->cfg.access_log ? malloc(ACCESSLOG_BUF) : NULL;
+    if (!srv->log_buf)
+        return;
+    ev_check_init(&srv->log_flush, accesslog_check_cb);
+    ev_check_start(srv->hub->loop, &srv->log_flush);
+    ev_unref(srv->hub->loop);
+}
+
+/* Copies s into out, escaping quotes, backslashes and control bytes so a
+ * client cannot forge log lines. */
+static size_t accesslog_escape(char *out, size_t room, const char *s)
+{
+    size_t n = 0;
+    if (!s || !*s)
+        s = "-";
+    for (; *s && n + 4 < room; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\' || ch < 0x20 || ch >= 0x7f)
+            n += (size_t)snprintf(out + n, room - n, "\\x%02X", ch);
+        else
+            out[n++] = (char)ch;
+    }
+    out[n] = '\0';
+    return n;
+}
+
+void accesslog__request(co_request_t *req)
+{
+    struct http_server *srv = req->conn->srv;
+    if (!srv->log_buf)
+        return;
+    if (srv->log_len + ACCESSLOG_LINE > ACCESSLOG_BUF)
+        accesslog__flush(srv);
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    double secs = (double)(now.tv_sec - req->start_ts.tv_sec) +
+                  (double)(now.tv_nsec - req->start_ts.tv_nsec) / 1e9;
+    char target[1024], referer[512], agent[512];
+    accesslog_escape(target, sizeof target, req->target ? req->target : "");
+    accesslog_escape(referer, sizeof referer, co_req_header(req, "referer"));
+    accesslog_escape(agent, sizeof agent, co_req_header(req, "user-agent"));
+    char *p = srv->log_buf + srv->log_len;
+    int n = snprintf(p, ACCESSLOG_LINE,
+                     "%s - - [%s] \"%s %s HTTP/1.%d\" %d %" PRIu64
+                     " \"%s\" \"%s\" %.3f\n",
+                     co_req_remote_addr(req), date__log(),
+                     req->method ? req->method : "-", target,
+                     req->version == 10 ? 0 : 1, req->res.status,
+                     req->res.head_only ? 0 : req->res.sent, referer, agent,
+                     secs);
+    if (n > 0)
+        srv->log_len += n < ACCESSLOG_LINE ? (size_t)n : ACCESSLOG_LINE - 1;
+}

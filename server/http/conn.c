@@ -1,0 +1,370 @@
+/*
+ * Connections: reading heads in the hub, serving requests in coroutines.
+ *
+ * In the hub's hands a connection has its read watcher and one timer (the
+ * header timeout while a head is arriving, the keep-alive timeout while
+ * idle). When a head is complete, or must be refused, the watcher stops and
+ * a coroutine takes the connection: it runs the handler, finishes the
+ * response, drains the body, logs, and then either serves the next
+ * pipelined head already in the buffer or hands the connection back to the
+ * hub, holding no coroutine and, when no bytes are pending, no buffer.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "http/http.h"
+
+static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
+
+/* ---- pools --------------------------------------------------------- */
+
+static co_request_t *conn_req_get(struct http_server *srv)
+{
+    co_request_t *req = srv->free_reqs;
+    if (req)
+        srv->free_reqs = req->next_free;
+    else
+        req = malloc(sizeof *req);
+    return req;
+}
+
+static void conn_req_put(struct http_server *srv, co_request_t *req)
+{
+    if (req->res.out)
+        http__buf_put(srv, req->res.out);
+    req->res.out = NULL;
+    req->next_free = srv->free_reqs;
+    srv->free_reqs = req;
+}
+
+/* Starts a request record for the head that begins at buf[0]. */
+static co_request_t *conn_begin_request(struct conn *c)
+{
+    co_request_t *req = conn_req_get(c->srv);
+    if (!req)
+        return NULL;
+    memset(&req->res, 0, sizeof req->res);
+    req->res.status = 200;
+    req->conn = c;
+    req->method = NULL;
+    req->path = req->path_info = req->query = NULL;
+    req->script_name = "";
+    req->version = 11;
+    req->keep_alive = 0;
+    req->expect_continue = 0;
+    req->route = NULL;
+    req->body_mode = BODY_NONE;
+    req->content_length = -1;
+    req->body_left = req->body_read = 0;
+    req->body_done = 0;
+    req->body_error = 0;
+    req->remote_text = NULL;
+    req->arena_used = 0;
+    clock_gettime(CLOCK_MONOTONIC, &req->start_ts);
+    head__init(req);
+    c->req = req;
+    c->head_end = 0;
+    return req;
+}
+
+static void conn_timer_set(struct conn *c, int64_t ms)
+{
+    c->timer.repeat = (double)ms / 1000.0;
+    ev_timer_again(c->srv->hub->loop, &c->timer);
+}
+
+/* ---- lifecycle ----------------------------------------------------- */
+
+void conn__accept(struct http_server *srv, int fd, const struct sockaddr *peer,
+                  socklen_t peer_len)
+{
+    struct conn *c = srv->free_conns;
+    if (c)
+        srv->free_conns = c->next_free;
+    else if (!(c = malloc(sizeof *c))) {
+        close(fd);
+        return;
+    }
+    memset(c, 0, sizeof *c);
+    c->srv = srv;
+    c->fd = fd;
+    c->peer_family = (uint8_t)peer->sa_family;
+    if (peer->sa_family == AF_INET && peer_len >= sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *in = (const void *)peer;
+        memcpy(c->peer_addr, &in->sin_addr, 4);
+        c->peer_port = ntohs(in->sin_port);
+    } else if (peer->sa_family == AF_INET6 &&
+               peer_len >= sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6 *in6 = (const void *)peer;
+        memcpy(c->peer_addr, &in6->sin6_addr, 16);
+        c->peer_port = ntohs(in6->sin6_port);
+    } else {
+        c->peer_family = AF_UNIX;
+    }
+    if (c->peer_family != AF_UNIX) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    list_push_back(&srv->conns, &c->link);
+    srv->open++;
+    ev_io_init(&c->io, conn_read_cb, fd, EV_READ);
+    ev_io_start(srv->hub->loop, &c->io);
+    ev_init(&c->timer, conn_timer_cb);
+    conn_timer_set(c, srv->cfg.header_timeout_ms);
+}
+
+void conn__close(struct conn *c)
+{
+    struct http_server *srv = c->srv;
+    ev_io_stop(srv->hub->loop, &c->io);
+    ev_timer_stop(srv->hub->loop, &c->timer);
+    close(c->fd);
+    if (c->req)
+        conn_req_put(srv, c->req);
+    if (c->buf)
+        http__buf_put(srv, c->buf);
+    list_remove(&c->link);
+    srv->open--;
+    c->next_free = srv->free_conns;
+    srv->free_conns = c;
+    if (!srv->accepting && !srv->draining && srv->listen_fd >= 0 &&
+        srv->open < srv->cfg.max_conns) {
+        ev_io_start(srv->hub->loop, &srv->accept_io);
+        srv->accepting = 1;
+    }
+    if (srv->draining && srv->open == 0 && srv->idle_event)
+        co_event_set(srv->idle_event);
+}
+
+void conn__close_if_idle(struct conn *c)
+{
+    if (!c->busy)
+        conn__close(c);
+}
+
+/* ---- serving (in the request's coroutine) --------------------------- */
+
+static void *conn_serve(void *arg);
+
+/* Hands the connection to a new coroutine: a head is complete, or must be
+ * refused (req->res.status >= 400 is then the status to send). */
+static void conn_dispatch(struct conn *c)
+{
+    struct http_server *srv = c->srv;
+    ev_io_stop(srv->hub->loop, &c->io);
+    ev_timer_stop(srv->hub->loop, &c->timer);
+    struct co *co = coro__spawn(srv->hub, NULL, conn_serve, c);
+    if (!co) {
+        log_error("no coroutine for a request: %s", strerror(errno));
+        conn__close(c);
+        return;
+    }
+    co->detached = 1;
+    c->busy = 1;
+    c->co = co;
+}
+
+/* Back to the hub between requests: wait for the next head, holding the
+ * buffer only if part of one is already here. */
+static void conn_idle(struct conn *c)
+{
+    struct http_server *srv = c->srv;
+    c->busy = 0;
+    c->co = NULL;
+    if (c->len == 0 && c->buf) {
+        http__buf_put(srv, c->buf);
+        c->buf = NULL;
+    }
+    ev_io_start(srv->hub->loop, &c->io);
+    conn_timer_set(c, c->req ? srv->cfg.header_timeout_ms
+                             : srv->cfg.keepalive_timeout_ms);
+}
+
+static void conn_route(co_request_t *req)
+{
+    struct http_server *srv = req->conn->srv;
+    const struct http_route *r = srv->cfg.route
+                                     ? srv->cfg.route(srv->cfg.route_ctx,
+                                                      req->path)
+                                     : NULL;
+    if (!r)
+        r = srv->cfg.fallback;
+    req->route = r;
+    if (!r)
+        return;
+    size_t ml = strlen(r->mount);
+    req->script_name = r->mount;
+    req->path_info = req->path + (ml <= strlen(req->path) ? ml : 0);
+}
+
+/* A handler returned -1 before responding. A broken body is the client's
+ * fault and gets its own status; anything else is the app's: 500, logged. */
+static void conn_app_failed(co_request_t *req, int err)
+{
+    int status = 500;
+    const char *why = "the app failed";
+    switch (req->body_error) {
+    case 0:
+        log_error("app %s failed on %s %s: %s", req->route->name, req->method,
+                  req->target, strerror(err));
+        break;
+    case EMSGSIZE:
+        status = 413, why = "body larger than the server accepts";
+        break;
+    case EPROTO:
+        status = 400, why = "malformed chunked body";
+        break;
+    case ETIMEDOUT:
+        status = 408, why = "body not received in time";
+        break;
+    default: /* the client is gone */
+        req->res.failed = 1;
+        return;
+    }
+    if (req->body_error)
+        req->keep_alive = 0;
+    response__error(req, status, why);
+}
+
+/* Runs the app for one parsed request. Returns non-zero if the connection
+ * can serve another request. */
+static int conn_run_request(struct conn *c, co_request_t *req)
+{
+    struct http_server *srv = c->srv;
+    struct co *self = c->co;
+    req->res.head_only = strcmp(req->method, "HEAD") == 0;
+    conn_route(req);
+    srv->active++;
+    if (!req->route) {
+        response__error(req, 404, "no app or file for this path");
+    } else {
+        co_set_name(self, req->route->name);
+        int rc = req->route->handler(req, &req->res);
+        if (rc < 0 && !req->res.started && !req->res.failed) {
+            conn_app_failed(req, errno);
+        } else if (rc < 0) {
+            req->res.failed = 1; /* started: closing is all we can do */
+        } else if (response__finish(req) < 0) {
+            req->res.failed = 1;
+        }
+    }
+    int again = req->keep_alive && !req->res.failed && !srv->draining &&
+                !self->cancelled;
+    if (again && body__drain(req) < 0)
+        again = 0;
+    accesslog__request(req);
+    srv->active--;
+    return again;
+}
+
+static void *conn_serve(void *arg)
+{
+    struct conn *c = arg;
+    struct http_server *srv = c->srv;
+    for (;;) {
+        co_request_t *req = c->req;
+        if (req->res.status >= 400) { /* refused by the front end */
+            req->keep_alive = 0;
+            if (!req->method)
+                req->method = "-";
+            response__error(req, req->res.status, req->error_reason);
+            accesslog__request(req);
+            conn__close(c);
+            return NULL;
+        }
+        if (!conn_run_request(c, req)) {
+            conn__close(c);
+            return NULL;
+        }
+        conn_req_put(srv, req);
+        c->req = NULL;
+        /* Pipelined bytes: move them to the front and parse the next head
+         * right here, without a trip through the hub. */
+        if (c->pos < c->len) {
+            memmove(c->buf, c->buf + c->pos, c->len - c->pos);
+            c->len -= c->pos;
+            c->pos = 0;
+            req = conn_begin_request(c);
+            if (!req) {
+                conn__close(c);
+                return NULL;
+            }
+            int rc = head__parse(c);
+            if (rc == 1)
+                continue;
+            if (rc > 1) {
+                req->res.status = rc;
+                continue;
+            }
+        } else {
+            c->len = c->pos = 0;
+        }
+        conn_idle(c);
+        return NULL;
+    }
+}
+
+/* ---- the hub's side ------------------------------------------------- */
+
+static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct conn *c = list_entry(w, struct conn, io);
+    struct http_server *srv = c->srv;
+    if (!c->buf && !(c->buf = http__buf_get(srv))) {
+        conn__close(c);
+        return;
+    }
+    ssize_t r = read(c->fd, c->buf + c->len, HTTP_BUF_SIZE - c->len);
+    if (r <= 0) {
+        if (r < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        conn__close(c); /* the client left, or reset */
+        return;
+    }
+    if (!c->req) {
+        if (srv->draining) {
+            conn__close(c);
+            return;
+        }
+        if (!conn_begin_request(c)) {
+            conn__close(c);
+            return;
+        }
+        /* the head must be complete within the header timeout from its
+         * first byte, however slowly the rest drips in */
+        conn_timer_set(c, srv->cfg.header_timeout_ms);
+    }
+    c->len += (uint32_t)r;
+    int rc = head__parse(c);
+    if (rc == 0)
+        return;
+    if (rc > 1)
+        c->req->res.status = rc;
+    conn_dispatch(c);
+}
+
+static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct conn *c = list_entry(w, struct conn, timer);
+    if (c->busy)
+        return;
+    if (!c->req || c->len == 0) { /* idle: just close */
+        conn__close(c);
+        return;
+    }
+    c->req->res.status = 408;
+    c->req->error_reason = "request head not received in time";
+    conn_dispatch(c);
+}

@@ -1,0 +1,230 @@
+/*
+ * http.h - the HTTP/1.x front end's shared structs.
+ *
+ * A connection (struct conn) is small and pooled: an fd, its watcher and
+ * timer, a pointer to a read buffer it holds only while bytes are pending,
+ * and a pointer to a request record it holds only while a request is being
+ * parsed or served. So an idle keep-alive connection costs a few hundred
+ * bytes and no coroutine. Heads are parsed in the hub (llhttp, paused at
+ * headers-complete); the body framing (Content-Length or our own strict
+ * chunked decoder) and everything after run in the request's coroutine.
+ */
+#ifndef COSERVE_HTTP_HTTP_H
+#define COSERVE_HTTP_HTTP_H
+
+#include <ev.h>
+#include <llhttp.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core/coro.h"
+#include "core/list.h"
+#include "coserve.h"
+
+/* Read buffers: a head must fit in one (with --max-header-bytes below it). */
+#define HTTP_BUF_SIZE (16 * 1024)
+/* A response body up to this size is sent with a Content-Length. */
+#define HTTP_OUT_SIZE (16 * 1024)
+/* Per-request scratch: decoded path, address strings, response headers. */
+#define HTTP_ARENA_SIZE (8 * 1024)
+#define HTTP_MAX_HEADERS_CAP 256
+
+/* What a request is routed to: the http layer knows no more of apps. */
+struct http_route {
+    const char *name;   /* for logs and coroutine names */
+    const char *mount;  /* "" for "/" */
+    co_handler_fn handler;
+};
+
+/* Picks the route for a decoded path; NULL means 404. */
+typedef const struct http_route *(*http_router_fn)(void *ctx,
+                                                   const char *path);
+
+struct http_config {
+    size_t max_url;              /* request target bytes: 414 */
+    size_t max_head;             /* request line + headers bytes: 431 */
+    unsigned max_headers;        /* header lines: 431 */
+    uint64_t max_body;           /* body bytes: 413 */
+    int64_t header_timeout_ms;   /* a whole head must arrive within: 408 */
+    int64_t body_timeout_ms;     /* each body read waits at most */
+    int64_t keepalive_timeout_ms;/* idle connection kept open */
+    int64_t write_timeout_ms;    /* each response write waits at most */
+    int64_t grace_ms;            /* in-flight requests get this at shutdown */
+    unsigned max_conns;          /* open connections; more wait in backlog */
+    http_router_fn route;
+    void *route_ctx;
+    const struct http_route *fallback; /* static files: when route says none */
+    FILE *access_log;            /* NULL: off */
+};
+
+/* One header line: slices of the connection's buffer, NUL-terminated in
+ * place once the head is complete. */
+struct http_header {
+    const char *name, *value;
+    uint32_t name_len, value_len;
+};
+
+enum body_mode { BODY_NONE, BODY_LENGTH, BODY_CHUNKED };
+
+/* The strict chunked decoder's state (see body.c). */
+struct chunk_state {
+    uint8_t phase;
+    uint8_t seen_digit;
+    uint16_t line;        /* bytes in the current size/trailer line */
+    uint32_t trailers;    /* trailer bytes so far */
+    uint64_t left;        /* data bytes left in this chunk */
+};
+
+struct conn;
+
+struct co_response {
+    int status;
+    unsigned started : 1;       /* head sent */
+    unsigned chunked : 1;       /* streaming with chunked encoding */
+    unsigned until_close : 1;   /* streaming, close-delimited (HTTP/1.0) */
+    unsigned has_length : 1;    /* app set Content-Length */
+    unsigned head_only : 1;     /* HEAD request: no body bytes */
+    unsigned failed : 1;        /* a write failed: close the connection */
+    uint64_t length;            /* the app's Content-Length */
+    uint64_t sent;              /* body bytes sent */
+    size_t hdr_len;             /* app header text in req->arena */
+    char *out;                  /* gathered body (a pooled buffer) */
+    size_t out_len;
+};
+
+struct co_request {
+    struct conn *conn;
+    llhttp_t parser;
+    /* head, as slices of conn->buf */
+    const char *method;
+    char *target;
+    size_t target_len;
+    const char *path, *path_info, *query;
+    const char *script_name;
+    struct http_header headers[HTTP_MAX_HEADERS_CAP];
+    unsigned nheaders;
+    uint8_t in_value;           /* parser is inside a header value */
+    uint8_t url_done;
+    int version;                /* 10 or 11 */
+    int keep_alive;
+    int expect_continue;        /* 100-continue not yet answered */
+    const struct http_route *route;
+    /* body */
+    enum body_mode body_mode;
+    int64_t content_length;     /* -1 unless BODY_LENGTH */
+    uint64_t body_left;         /* BODY_LENGTH: bytes not yet read */
+    uint64_t body_read;         /* decoded bytes handed to the app */
+    int body_done;
+    int body_error;             /* errno the body reader failed with */
+    struct chunk_state chunk;
+    /* timing and logging */
+    int64_t start_ms;
+    struct timespec start_ts;
+    const char *error_reason;   /* why the front end refused it */
+    const char *remote_text;    /* peer address, formatted on first use */
+    struct co_response res;
+    size_t arena_used;
+    char arena[HTTP_ARENA_SIZE];
+    struct co_request *next_free;
+};
+
+struct http_server;
+
+struct conn {
+    struct http_server *srv;
+    int fd;
+    uint8_t busy;               /* a coroutine serves a request on it */
+    uint8_t closing;
+    uint8_t peer_family;        /* AF_INET, AF_INET6 or AF_UNIX */
+    uint16_t peer_port;
+    uint8_t peer_addr[16];
+    ev_io io;                   /* readable, while in the hub's hands */
+    ev_timer timer;             /* header or keep-alive timeout */
+    char *buf;                  /* pooled, HTTP_BUF_SIZE bytes, or NULL */
+    uint32_t len;               /* bytes in buf */
+    uint32_t pos;               /* first byte not yet consumed */
+    uint32_t head_end;          /* end of the current request's head */
+    co_request_t *req;
+    struct co *co;
+    struct list link;           /* srv->conns */
+    struct conn *next_free;
+};
+
+struct http_server {
+    struct http_config cfg;
+    struct hub *hub;
+    int listen_fd;
+    int listen_family;
+    ev_io accept_io;
+    int accepting;              /* accept_io is started */
+    int draining;               /* shutting down: no new requests */
+    unsigned open;              /* connections */
+    unsigned active;            /* requests being served */
+    struct list conns;
+    struct conn *free_conns;
+    co_request_t *free_reqs;
+    char **free_bufs;
+    size_t nfree_bufs, cap_bufs;
+    char local_addr[64];
+    int local_port;
+    /* the access log: lines gather here and go out once per loop turn */
+    char *log_buf;
+    size_t log_len;
+    ev_check log_flush;
+    ev_timer idle_sweep;
+    co_event_t *idle_event;     /* set when active drops to 0 while draining */
+};
+
+/* ---- server.c ---- */
+char *http__buf_get(struct http_server *srv);
+void http__buf_put(struct http_server *srv, char *buf);
+
+/* ---- conn.c ---- */
+void conn__accept(struct http_server *srv, int fd,
+                  const struct sockaddr *peer, socklen_t peer_len);
+void conn__close(struct conn *c);
+/* Closes an idle connection (no request in flight); used at shutdown. */
+void conn__close_if_idle(struct conn *c);
+
+/* ---- head.c ---- */
+/* Resets the parser for a new head. */
+void head__init(co_request_t *req);
+/* Feeds conn->buf[pos..len) to the parser. Returns 1 when the head is
+ * complete (conn->pos is then the body's first byte), 0 when more bytes are
+ * needed, or an HTTP status (400, 414, 431, 501...) to refuse with, the
+ * reason in req->error_reason. */
+int head__parse(struct conn *c);
+
+/* ---- body.c ---- */
+/* Discards what is left of the body so the connection can be reused.
+ * Returns 0, or -1 if it cannot (too much, too slow, malformed). */
+int body__drain(co_request_t *req);
+
+/* ---- response.c ---- */
+/* Completes the response after the handler returned: sends the gathered
+ * body with a Content-Length, or the last chunk. Returns 0 or -1. */
+int response__finish(co_request_t *req);
+/* Sends a complete error response (text/plain, reason in the body). */
+int response__error(co_request_t *req, int status, const char *reason);
+const char *response__reason(int status);
+/* Writes bytes to the client within the write timeout. */
+int response__write(co_request_t *req, const struct iovec *iov, int n);
+
+/* ---- date.c ---- */
+/* "Sun, 06 Nov 1994 08:49:37 GMT", recomputed at most once a second. */
+const char *date__http(void);
+/* "23/Nov/2026:09:00:00 +0000" for the access log. */
+const char *date__log(void);
+
+/* ---- accesslog.c ---- */
+void accesslog__init(struct http_server *srv);
+void accesslog__request(co_request_t *req);
+void accesslog__flush(struct http_server *srv);
+
+/* ---- request.c ---- */
+/* Copies s (len bytes) into the request's arena, NUL-terminated; NULL when
+ * the arena is full. */
+char *request__arena_strdup(co_request_t *req, const char *s, size_t len);
+
+#endif

@@ -1,0 +1,387 @@
+/*
+ * Responses: the head, gathered small bodies, chunked or close-delimited
+ * streaming, sendfile, and the error pages of the front end.
+ *
+ * A handler's writes gather in a pooled buffer; if the handler returns with
+ * the body still there, head and body leave in one writev with a
+ * Content-Length. Only a body that outgrows the buffer, or an explicit
+ * flush, commits to streaming. The head is built in one go from the status
+ * line, the server's headers and the app's header text (kept in the
+ * request's arena as "Name: value\r\n" lines).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/uio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "http/http.h"
+
+const char *response__reason(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 416: return "Range Not Satisfiable";
+    case 417: return "Expectation Failed";
+    case 422: return "Unprocessable Content";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+    }
+}
+
+int response__write(co_request_t *req, const struct iovec *iov, int n)
+{
+    struct conn *c = req->conn;
+    if (req->res.failed) {
+        errno = EPIPE;
+        return -1;
+    }
+    if (co_writev_all(c->fd, iov, n,
+                      co_deadline(c->srv->cfg.write_timeout_ms)) < 0) {
+        req->res.failed = 1;
+        return -1;
+    }
+    return 0;
+}
+
+static int response_no_body(int status)
+{
+    return status < 200 || status == 204 || status == 304;
+}
+
+/* Builds and sends the head (with `extra` iovecs of body after it).
+ * length < 0: the body is streamed (chunked, or until close). */
+static int response_send_head(co_request_t *req, int64_t length,
+                              const struct iovec *extra, int nextra)
+{
+    struct co_response *res = &req->res;
+    struct http_server *srv = req->conn->srv;
+    char head[512];
+    int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nServer: coserve\r\n"
+                     "Date: %s\r\n", res->status, response__reason(res->status),
+                     date__http());
+    if (srv->draining)
+        req->keep_alive = 0;
+    if (length >= 0) {
+        if (!response_no_body(res->status) && !res->has_length)
+            n += snprintf(head + n, sizeof head - (size_t)n,
+                          "Content-Length: %" PRId64 "\r\n", length);
+    } else if (!response_no_body(res->status)) {
+        if (req->version >= 11) {
+            res->chunked = 1;
+            n += snprintf(head + n, sizeof head - (size_t)n,
+                          "Transfer-Encoding: chunked\r\n");
+        } else {
+            res->until_close = 1;
+            req->keep_alive = 0;
+        }
+    }
+    if (!req->keep_alive)
+        n += snprintf(head + n, sizeof head - (size_t)n,
+                      "Connection: close\r\n");
+    else if (req->version == 10)
+        n += snprintf(head + n, sizeof head - (size_t)n,
+                      "Connection: keep-alive\r\n");
+    struct iovec iov[8];
+    int k = 0;
+    iov[k++] = (struct iovec){head, (size_t)n};
+    if (res->hdr_len)
+        iov[k++] = (struct iovec){req->arena + HTTP_ARENA_SIZE - res->hdr_len,
+                                  res->hdr_len};
+    iov[k++] = (struct iovec){"\r\n", 2};
+    for (int i = 0; i < nextra && k < 8; i++)
+        if (extra[i].iov_len && !res->head_only)
+            iov[k++] = extra[i];
+    res->started = 1;
+    return response__write(req, iov, k);
+}
+
+int co_res_status(co_response_t *res, int status)
+{
+    if (res->started) {
+        errno = EALREADY;
+        return -1;
+    }
+    if (status < 100 || status > 999) {
+        errno = EINVAL;
+        return -1;
+    }
+    res->status = status;
+    return 0;
+}
+
+static co_request_t *response_req(co_response_t *res)
+{
+    return (co_request_t *)((char *)res - offsetof(co_request_t, res));
+}
+
+static int response_valid_text(const char *s, int is_name)
+{
+    if (!*s && is_name)
+        return 0;
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '\r' || ch == '\n' || (is_name && (ch <= ' ' || ch == ':')))
+            return 0;
+    }
+    return 1;
+}
+
+int co_res_header(co_response_t *res, const char *name, const char *value)
+{
+    co_request_t *req = response_req(res);
+    if (res->started) {
+        errno = EALREADY;
+        return -1;
+    }
+    if (!response_valid_text(name, 1) || !response_valid_text(value, 0) ||
+        !strcasecmp(name, "date") || !strcasecmp(name, "server") ||
+        !strcasecmp(name, "connection") ||
+        !strcasecmp(name, "transfer-encoding")) {
+        errno = EINVAL;
+        return -1;
+    }
+    int is_length = !strcasecmp(name, "content-length");
+    uint64_t length = 0;
+    if (is_length) {
+        char *end;
+        if (!*value || *value == '-' || res->has_length)
+            goto invalid;
+        errno = 0;
+        length = strtoull(value, &end, 10);
+        if (*end || errno)
+            goto invalid;
+    }
+    /* App header lines grow down from the arena's end; request strings grow
+     * up from its start. */
+    size_t nl = strlen(name), vl = strlen(value), need = nl + vl + 4;
+    if (req->arena_used + res->hdr_len + need > HTTP_ARENA_SIZE) {
+        errno = ENOSPC;
+        return -1;
+    }
+    char *end = req->arena + HTTP_ARENA_SIZE - res->hdr_len;
+    /* keep the order the app added them: move the existing text down */
+    memmove(end - need, end, res->hdr_len);
+    char *p = req->arena + HTTP_ARENA_SIZE - need;
+    memcpy(p, name, nl);
+    memcpy(p + nl, ": ", 2);
+    memcpy(p + nl + 2, value, vl);
+    memcpy(p + nl + 2 + vl, "\r\n", 2);
+    res->hdr_len += need;
+    if (is_length) {
+        res->has_length = 1;
+        res->length = length;
+    }
+    return 0;
+invalid:
+    errno = EINVAL;
+    return -1;
+}
+
+/* Sends body bytes on a committed response, framing them as needed. */
+static int response_stream(co_request_t *req, const void *buf, size_t n)
+{
+    struct co_response *res = &req->res;
+    if (n == 0 || res->head_only || response_no_body(res->status))
+        return 0;
+    if (res->has_length && res->sent + n > res->length) {
+        errno = EMSGSIZE;
+        return -1;
+    }
+    res->sent += n;
+    if (!res->chunked) {
+        struct iovec iov = {(void *)buf, n};
+        return response__write(req, &iov, 1);
+    }
+    char size[24];
+    int sl = snprintf(size, sizeof size, "%zx\r\n", n);
+    struct iovec iov[3] = {{size, (size_t)sl}, {(void *)buf, n}, {"\r\n", 2}};
+    return response__write(req, iov, 3);
+}
+
+/* Sends the head plus what was gathered, committing to streaming. */
+static int response_commit(co_request_t *req)
+{
+    struct co_response *res = &req->res;
+    int64_t length = res->has_length ? (int64_t)res->length : -1;
+    if (response_send_head(req, length, NULL, 0) < 0)
+        return -1;
+    size_t n = res->out_len;
+    res->out_len = 0;
+    return response_stream(req, res->out, n);
+}
+
+int co_res_write(co_response_t *res, const void *buf, size_t n)
+{
+    co_request_t *req = response_req(res);
+    coro__self("co_res_write");
+    if (res->failed) {
+        errno = EPIPE;
+        return -1;
+    }
+    if (res->started)
+        return response_stream(req, buf, n);
+    if (res->has_length && res->out_len + n > res->length) {
+        errno = EMSGSIZE;
+        return -1;
+    }
+    if (!res->out) {
+        res->out = http__buf_get(req->conn->srv);
+        if (!res->out) {
+            errno = ENOMEM;
+            return -1;
+        }
+    }
+    if (res->out_len + n <= HTTP_OUT_SIZE) {
+        memcpy(res->out + res->out_len, buf, n);
+        res->out_len += n;
+        return 0;
+    }
+    if (response_commit(req) < 0)
+        return -1;
+    return response_stream(req, buf, n);
+}
+
+int co_res_flush(co_response_t *res)
+{
+    co_request_t *req = response_req(res);
+    coro__self("co_res_flush");
+    if (res->started)
+        return res->failed ? -1 : 0;
+    return response_commit(req);
+}
+
+int co_res_sendfile(co_response_t *res, int fd, off_t offset, size_t len)
+{
+    co_request_t *req = response_req(res);
+    coro__self("co_res_sendfile");
+    if (!res->started && res->out_len == 0 && !res->has_length) {
+        char v[24];
+        snprintf(v, sizeof v, "%zu", len);
+        if (co_res_header(res, "Content-Length", v) < 0)
+            return -1;
+    }
+    if (!res->started && response_commit(req) < 0)
+        return -1;
+    if (res->head_only || len == 0)
+        return 0;
+    if (res->chunked) { /* a file in the middle of a streamed body */
+        char buf[16384];
+        while (len) {
+            ssize_t r = pread(fd, buf, len < sizeof buf ? len : sizeof buf,
+                              offset);
+            if (r <= 0) {
+                errno = r == 0 ? EIO : errno;
+                return -1;
+            }
+            if (response_stream(req, buf, (size_t)r) < 0)
+                return -1;
+            offset += r;
+            len -= (size_t)r;
+        }
+        return 0;
+    }
+    if (res->has_length && res->sent + len > res->length) {
+        errno = EMSGSIZE;
+        return -1;
+    }
+    ssize_t sent = co_sendfile(req->conn->fd, fd, &offset, len,
+                               co_deadline(req->conn->srv->cfg.write_timeout_ms));
+    if (sent < 0 || (size_t)sent < len) {
+        res->failed = 1;
+        if (sent >= 0)
+            errno = EIO; /* the file shrank under us */
+        return -1;
+    }
+    res->sent += len;
+    return 0;
+}
+
+int co_res_send(co_response_t *res, int status, const char *content_type,
+                const void *body, size_t len)
+{
+    if (co_res_status(res, status) < 0)
+        return -1;
+    if (content_type && co_res_header(res, "Content-Type", content_type) < 0)
+        return -1;
+    return co_res_write(res, body, len);
+}
+
+int co_res_started(const co_response_t *res) { return res->started; }
+
+int response__finish(co_request_t *req)
+{
+    struct co_response *res = &req->res;
+    if (res->failed)
+        return -1;
+    if (!res->started) {
+        if (res->has_length && res->out_len != res->length) {
+            /* The app promised more than it wrote: send what we have and
+             * close, so the client sees a short body, not a hang. */
+            req->keep_alive = 0;
+        }
+        struct iovec body = {res->out, res->out_len};
+        int64_t length = res->has_length ? (int64_t)res->length
+                                         : (int64_t)res->out_len;
+        res->sent = res->out_len;
+        return response_send_head(req, length, &body, 1);
+    }
+    if (res->chunked && !res->head_only) {
+        struct iovec end = {"0\r\n\r\n", 5};
+        return response__write(req, &end, 1);
+    }
+    if (res->has_length && res->sent != res->length)
+        req->keep_alive = 0;
+    return 0;
+}
+
+int response__error(co_request_t *req, int status, const char *reason)
+{
+    struct co_response *res = &req->res;
+    char body[300];
+    int n = snprintf(body, sizeof body, "%d %s%s%s\n", status,
+                     response__reason(status), reason ? ": " : "",
+                     reason ? reason : "");
+    if (n >= (int)sizeof body)
+        n = (int)sizeof body - 1;
+    res->status = status;
+    res->hdr_len = 0;
+    res->out_len = 0;
+    res->has_length = 0;
+    co_res_header(res, "Content-Type", "text/plain; charset=utf-8");
+    struct iovec iov = {body, (size_t)n};
+    res->sent = (uint64_t)n;
+    return response_send_head(req, n, &iov, 1);
+}

@@ -1,0 +1,325 @@
+/*
+ * The server loop: listening, accepting, buffers, and the graceful stop.
+ *
+ * Everything runs in one hub (co_run). Its main coroutine sets up the
+ * accept watcher, then waits for a stop signal; accepting happens in the
+ * hub's callbacks, requests in their own coroutines (conn.c).
+ */
+#include "http/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "core/log.h"
+
+#define SERVER_BUF_POOL 1024
+
+void http__config_defaults(struct http_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->max_url = 8 * 1024;
+    cfg->max_head = 12 * 1024;
+    cfg->max_headers = 100;
+    cfg->max_body = 16 * 1024 * 1024;
+    cfg->header_timeout_ms = 10 * 1000;
+    cfg->body_timeout_ms = 30 * 1000;
+    cfg->keepalive_timeout_ms = 30 * 1000;
+    cfg->write_timeout_ms = 30 * 1000;
+    cfg->grace_ms = 30 * 1000;
+    cfg->max_conns = 10000;
+}
+
+/* ---- buffers ------------------------------------------------------- */
+
+char *http__buf_get(struct http_server *srv)
+{
+    if (srv->nfree_bufs)
+        return srv->free_bufs[--srv->nfree_bufs];
+    return malloc(HTTP_BUF_SIZE);
+}
+
+void http__buf_put(struct http_server *srv, char *buf)
+{
+    if (srv->nfree_bufs < srv->cap_bufs) {
+        srv->free_bufs[srv->nfree_bufs++] = buf;
+        return;
+    }
+    free(buf);
+}
+
+/* ---- listening ----------------------------------------------------- */
+
+int http__listen(const char *spec, char *err, size_t errlen)
+{
+    int fd = -1;
+    if (strncmp(spec, "unix:", 5) == 0) {
+        struct sockaddr_un un = {.sun_family = AF_UNIX};
+        const char *path = spec + 5;
+        if (!*path || strlen(path) >= sizeof un.sun_path) {
+            snprintf(err, errlen, "bad unix socket path in '%s'", spec);
+            return -1;
+        }
+        strcpy(un.sun_path, path);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        struct stat st;
+        if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+            unlink(path); /* a stale socket from an earlier run */
+        if (fd < 0 || bind(fd, (struct sockaddr *)&un, sizeof un) < 0 ||
+            listen(fd, SOMAXCONN) < 0) {
+            snprintf(err, errlen, "cannot listen on %s: %s", spec,
+                     strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            return -1;
+        }
+        return fd;
+    }
+    char host[256];
+    const char *colon = strrchr(spec, ':');
+    if (!colon || colon == spec || !colon[1] ||
+        (size_t)(colon - spec) >= sizeof host) {
+        snprintf(err, errlen, "--listen wants HOST:PORT or unix:PATH, not '%s'",
+                 spec);
+        return -1;
+    }
+    memcpy(host, spec, (size_t)(colon - spec));
+    host[colon - spec] = '\0';
+    if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+        memmove(host, host + 1, strlen(host));
+        host[strlen(host) - 1] = '\0';
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res;
+    int rc = getaddrinfo(*host ? host : NULL, colon + 1, &hints, &res);
+    if (rc) {
+        snprintf(err, errlen, "cannot resolve '%s': %s", spec, gai_strerror(rc));
+        return -1;
+    }
+    int saved = 0;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                    0);
+        if (fd < 0)
+            continue;
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+            listen(fd, SOMAXCONN) == 0)
+            break;
+        saved = errno;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0)
+        snprintf(err, errlen, "cannot listen on %s: %s", spec,
+                 strerror(saved ? saved : EADDRNOTAVAIL));
+    return fd;
+}
+
+static void server_local_addr(struct http_server *srv)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    snprintf(srv->local_addr, sizeof srv->local_addr, "unix");
+    srv->local_port = 0;
+    if (getsockname(srv->listen_fd, (struct sockaddr *)&ss, &len) < 0)
+        return;
+    srv->listen_family = ss.ss_family;
+    if (ss.ss_family == AF_INET) {
+        struct sockaddr_in *in = (void *)&ss;
+        inet_ntop(AF_INET, &in->sin_addr, srv->local_addr,
+                  sizeof srv->local_addr);
+        srv->local_port = ntohs(in->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *in6 = (void *)&ss;
+        inet_ntop(AF_INET6, &in6->sin6_addr, srv->local_addr,
+                  sizeof srv->local_addr);
+        srv->local_port = ntohs(in6->sin6_port);
+    }
+}
+
+/* ---- accepting ----------------------------------------------------- */
+
+static void server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)revents;
+    struct http_server *srv = list_entry(w, struct http_server, accept_io);
+    for (;;) {
+        if (srv->open >= srv->cfg.max_conns) {
+            /* the rest wait in the kernel's backlog until one closes */
+            ev_io_stop(loop, &srv->accept_io);
+            srv->accepting = 0;
+            return;
+        }
+        struct sockaddr_storage peer;
+        socklen_t len = sizeof peer;
+        int fd = accept4(srv->listen_fd, (struct sockaddr *)&peer, &len,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                log_error("accept: %s", strerror(errno));
+            return; /* EMFILE and friends: try again next turn */
+        }
+        conn__accept(srv, fd, (struct sockaddr *)&peer, len);
+    }
+}
+
+/* ---- stopping ------------------------------------------------------ */
+
+static struct {
+    struct ev_loop *loop;
+    ev_async *async;
+    volatile sig_atomic_t signo;
+} server_signal;
+
+static void server_on_signal(int signo)
+{
+    server_signal.signo = signo;
+    if (server_signal.async)
+        ev_async_send(server_signal.loop, server_signal.async);
+}
+
+struct server_main {
+    struct http_server *srv;
+    co_event_t *stop;
+    ev_async stop_async;
+};
+
+static void server_stop_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct server_main *m = list_entry(w, struct server_main, stop_async);
+    co_event_set(m->stop);
+}
+
+static void *server_main(void *arg)
+{
+    struct server_main *m = arg;
+    struct http_server *srv = m->srv;
+    struct ev_loop *loop = srv->hub->loop;
+    ev_io_init(&srv->accept_io, server_accept_cb, srv->listen_fd, EV_READ);
+    ev_io_start(loop, &srv->accept_io);
+    srv->accepting = 1;
+    log_info("serving on %s%s%s%s%d", srv->listen_family == AF_UNIX ? "unix" : "http://",
+             srv->listen_family == AF_INET6 ? "[" : "",
+             srv->listen_family == AF_UNIX ? "" : srv->local_addr,
+             srv->listen_family == AF_INET6 ? "]:" : ":", srv->local_port);
+
+    co_event_wait(m->stop, -1);
+    log_info("signal %d: stopping (grace %lld ms for %u requests)",
+             (int)server_signal.signo, (long long)srv->cfg.grace_ms,
+             srv->active);
+
+    /* Stop accepting and close what is idle; busy connections close after
+     * their current response (draining turns keep-alive off). */
+    srv->draining = 1;
+    if (srv->accepting)
+        ev_io_stop(loop, &srv->accept_io);
+    srv->accepting = 0;
+    close(srv->listen_fd);
+    srv->listen_fd = -1;
+    struct list *n, *next;
+    for (n = srv->conns.next; n != &srv->conns; n = next) {
+        next = n->next;
+        conn__close_if_idle(list_entry(n, struct conn, link));
+    }
+    srv->idle_event = co_event_new();
+    if (srv->open > 0 && srv->idle_event)
+        co_event_wait(srv->idle_event, co_deadline(srv->cfg.grace_ms));
+    if (srv->open > 0) {
+        log_warn("grace period over: cancelling %u requests", srv->active);
+        for (n = srv->conns.next; n != &srv->conns; n = next) {
+            next = n->next;
+            struct conn *c = list_entry(n, struct conn, link);
+            if (c->busy && c->co)
+                co_cancel(c->co);
+            else
+                conn__close(c);
+        }
+        while (srv->open > 0 && co_sleep(co_deadline(10)) == 0)
+            ;
+    }
+    co_event_free(srv->idle_event);
+    srv->idle_event = NULL;
+    accesslog__flush(srv);
+    return NULL;
+}
+
+/* Runs the server inside the hub: the struct lives on main's stack. */
+static void *server_hub_main(void *arg)
+{
+    const struct http_config *cfg = ((void **)arg)[0];
+    int listen_fd = *(int *)((void **)arg)[1];
+    struct http_server srv;
+    memset(&srv, 0, sizeof srv);
+    srv.cfg = *cfg;
+    srv.hub = hub__self;
+    srv.listen_fd = listen_fd;
+    list_init(&srv.conns);
+    srv.cap_bufs = SERVER_BUF_POOL;
+    srv.free_bufs = calloc(srv.cap_bufs, sizeof *srv.free_bufs);
+    server_local_addr(&srv);
+    accesslog__init(&srv);
+
+    struct server_main m = {.srv = &srv, .stop = co_event_new()};
+    ev_async_init(&m.stop_async, server_stop_cb);
+    ev_async_start(srv.hub->loop, &m.stop_async);
+    ev_unref(srv.hub->loop);
+    server_signal.loop = srv.hub->loop;
+    server_signal.async = &m.stop_async;
+    struct sigaction sa = {.sa_handler = server_on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+
+    server_main(&m);
+
+    sa.sa_handler = SIG_DFL;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    server_signal.async = NULL;
+    ev_ref(srv.hub->loop);
+    ev_async_stop(srv.hub->loop, &m.stop_async);
+    co_event_free(m.stop);
+    if (srv.log_buf) {
+        ev_ref(srv.hub->loop);
+        ev_check_stop(srv.hub->loop, &srv.log_flush);
+        free(srv.log_buf);
+    }
+    while (srv.free_conns) {
+        struct conn *c = srv.free_conns;
+        srv.free_conns = c->next_free;
+        free(c);
+    }
+    while (srv.free_reqs) {
+        co_request_t *r = srv.free_reqs;
+        srv.free_reqs = r->next_free;
+        free(r);
+    }
+    for (size_t i = 0; i < srv.nfree_bufs; i++)
+        free(srv.free_bufs[i]);
+    free(srv.free_bufs);
+    return NULL;
+}
+
+int http__serve(const struct http_config *cfg, int listen_fd)
+{
+    signal(SIGPIPE, SIG_IGN);
+    void *args[2] = {(void *)cfg, &listen_fd};
+    return co_run(server_hub_main, args, NULL);
+}

@@ -1,0 +1,24 @@
+/*
+ * server.h - running the HTTP front end on the calling thread.
+ */
+#ifndef COSERVE_HTTP_SERVER_H
+#define COSERVE_HTTP_SERVER_H
+
+#include <stddef.h>
+
+#include "http/http.h"
+
+/* The defaults of every limit and timeout (documented in --help). */
+void http__config_defaults(struct http_config *cfg);
+
+/* Opens a listening socket for "HOST:PORT", "[V6]:PORT" or "unix:PATH",
+ * non-blocking, with SO_REUSEADDR and a backlog of SOMAXCONN. Returns the
+ * fd, or -1 with a message in err. */
+int http__listen(const char *spec, char *err, size_t errlen);
+
+/* Serves connections from listen_fd until SIGTERM or SIGINT, then stops
+ * accepting and lets in-flight requests finish within cfg->grace_ms.
+ * Returns 0 after a clean stop, -1 with errno if it could not start. */
+int http__serve(const struct http_config *cfg, int listen_fd);
+
+#endif

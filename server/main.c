@@ -1,0 +1,263 @@
+/*
+ * coserve's command line: parse flags, load apps, open the listener, serve.
+ *
+ * One worker process for now; pre-forking comes with the master (issue 5).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "app/app.h"
+#include "core/log.h"
+#include "core/stack.h"
+#include "http/server.h"
+#include "http/static.h"
+
+static struct static_root main_www;
+static int main_have_www;
+
+static int main_static(co_request_t *req, co_response_t *res)
+{
+    return static__serve(&main_www, req, res);
+}
+
+static const struct http_route main_static_route = {
+    .name = "static", .mount = "", .handler = main_static};
+
+static void main_usage(FILE *out)
+{
+    fprintf(out,
+"usage: coserve [options]\n"
+"\n"
+"  --listen HOST:PORT|unix:PATH  where to listen (127.0.0.1:8080)\n"
+"  --apps DIR                  load every .so in DIR (build/apps)\n"
+"  --www DIR                   static files (www); 'off' serves none\n"
+"  --access-log FILE|-|off     combined log + request time (-: stdout)\n"
+"  --log-level LEVEL           error, warn, info, debug (info)\n"
+"\n"
+"limits (sizes take K/M suffixes; times take ms/s suffixes, bare = s):\n"
+"  --max-url-bytes N           request target, else 414 (8K)\n"
+"  --max-header-bytes N        request line + headers, else 431 (12K)\n"
+"  --max-headers N             header lines, else 431 (100)\n"
+"  --max-body-bytes N          request body, else 413 (16M)\n"
+"  --header-timeout T          whole head must arrive in T, else 408 (10s)\n"
+"  --body-timeout T            each body read waits at most T (30s)\n"
+"  --keepalive-timeout T       idle keep-alive connections close (30s)\n"
+"  --write-timeout T           each response write waits at most T (30s)\n"
+"  --graceful-timeout T        in-flight requests get T at SIGTERM (30s)\n"
+"  --max-connections N         open connections; more wait in the backlog\n"
+"                              (10000)\n"
+"  --stack-size N              coroutine stack size (256K)\n"
+"  --offload-threads N         blocking-work thread pool (4)\n"
+"  --help                      this text\n");
+}
+
+static int main_size(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s || errno || *s == '-')
+        return -1;
+    if (*end == 'k' || *end == 'K')
+        v <<= 10, end++;
+    else if (*end == 'm' || *end == 'M')
+        v <<= 20, end++;
+    else if (*end == 'g' || *end == 'G')
+        v <<= 30, end++;
+    if (*end)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int main_time(const char *s, int64_t *ms)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || errno || v < 0)
+        return -1;
+    if (strcmp(end, "ms") == 0)
+        *ms = (int64_t)v;
+    else if (!*end || strcmp(end, "s") == 0)
+        *ms = (int64_t)(v * 1000);
+    else
+        return -1;
+    return *ms > 0 ? 0 : -1;
+}
+
+enum {
+    OPT_LISTEN = 256, OPT_APPS, OPT_WWW, OPT_ACCESS, OPT_LEVEL, OPT_URL,
+    OPT_HEAD, OPT_HEADERS, OPT_BODY, OPT_HTO, OPT_BTO, OPT_KTO, OPT_WTO,
+    OPT_GRACE, OPT_CONNS, OPT_STACK, OPT_OFFLOAD
+};
+
+static const struct option main_options[] = {
+    {"listen", required_argument, 0, OPT_LISTEN},
+    {"apps", required_argument, 0, OPT_APPS},
+    {"www", required_argument, 0, OPT_WWW},
+    {"access-log", required_argument, 0, OPT_ACCESS},
+    {"log-level", required_argument, 0, OPT_LEVEL},
+    {"max-url-bytes", required_argument, 0, OPT_URL},
+    {"max-header-bytes", required_argument, 0, OPT_HEAD},
+    {"max-headers", required_argument, 0, OPT_HEADERS},
+    {"max-body-bytes", required_argument, 0, OPT_BODY},
+    {"header-timeout", required_argument, 0, OPT_HTO},
+    {"body-timeout", required_argument, 0, OPT_BTO},
+    {"keepalive-timeout", required_argument, 0, OPT_KTO},
+    {"write-timeout", required_argument, 0, OPT_WTO},
+    {"graceful-timeout", required_argument, 0, OPT_GRACE},
+    {"max-connections", required_argument, 0, OPT_CONNS},
+    {"stack-size", required_argument, 0, OPT_STACK},
+    {"offload-threads", required_argument, 0, OPT_OFFLOAD},
+    {"help", no_argument, 0, 'h'},
+    {0, 0, 0, 0},
+};
+
+#define MAIN_BAD(...)                                                          \
+    do {                                                                       \
+        fprintf(stderr, "coserve: " __VA_ARGS__);                              \
+        fputc('\n', stderr);                                                   \
+        return 2;                                                              \
+    } while (0)
+
+/* More connections than fds makes accept fail with EMFILE: raise the soft
+ * limit to the hard one, as nginx's worker_rlimit_nofile would. */
+static void main_raise_nofile(unsigned want)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < want + 64)
+        log_warn("open-file limit %llu is below --max-connections %u",
+                 (unsigned long long)rl.rlim_cur, want);
+}
+
+int main(int argc, char **argv)
+{
+    const char *listen_spec = "127.0.0.1:8080", *apps = "build/apps",
+               *www = "www", *access = "-";
+    struct http_config cfg;
+    http__config_defaults(&cfg);
+    int opt;
+    uint64_t v;
+    while ((opt = getopt_long(argc, argv, "h", main_options, NULL)) != -1) {
+        switch (opt) {
+        case OPT_LISTEN: listen_spec = optarg; break;
+        case OPT_APPS: apps = optarg; break;
+        case OPT_WWW: www = optarg; break;
+        case OPT_ACCESS: access = optarg; break;
+        case OPT_LEVEL: {
+            int l = log__parse_level(optarg);
+            if (l < 0)
+                MAIN_BAD("--log-level: '%s' is not error, warn, info or debug",
+                         optarg);
+            log__level = (enum log_level)l;
+            break;
+        }
+        case OPT_URL:
+            if (main_size(optarg, &v) || v < 16 || v > 65536)
+                MAIN_BAD("--max-url-bytes: want 16..64K, not '%s'", optarg);
+            cfg.max_url = v;
+            break;
+        case OPT_HEAD:
+            if (main_size(optarg, &v) || v < 256 || v > HTTP_BUF_SIZE - 1024)
+                MAIN_BAD("--max-header-bytes: want 256..%d, not '%s'",
+                         HTTP_BUF_SIZE - 1024, optarg);
+            cfg.max_head = v;
+            break;
+        case OPT_HEADERS:
+            if (main_size(optarg, &v) || v < 1 || v > HTTP_MAX_HEADERS_CAP)
+                MAIN_BAD("--max-headers: want 1..%d, not '%s'",
+                         HTTP_MAX_HEADERS_CAP, optarg);
+            cfg.max_headers = (unsigned)v;
+            break;
+        case OPT_BODY:
+            if (main_size(optarg, &v))
+                MAIN_BAD("--max-body-bytes: '%s' is not a size", optarg);
+            cfg.max_body = v;
+            break;
+        case OPT_HTO:
+        case OPT_BTO:
+        case OPT_KTO:
+        case OPT_WTO:
+        case OPT_GRACE: {
+            int64_t ms;
+            if (main_time(optarg, &ms))
+                MAIN_BAD("%s: '%s' is not a duration like 10s or 500ms",
+                         argv[optind - 2], optarg);
+            int64_t *slot[] = {&cfg.header_timeout_ms, &cfg.body_timeout_ms,
+                               &cfg.keepalive_timeout_ms,
+                               &cfg.write_timeout_ms, &cfg.grace_ms};
+            *slot[opt - OPT_HTO] = ms;
+            break;
+        }
+        case OPT_CONNS:
+            if (main_size(optarg, &v) || v < 1 || v > 1000000)
+                MAIN_BAD("--max-connections: want 1..1000000, not '%s'",
+                         optarg);
+            cfg.max_conns = (unsigned)v;
+            break;
+        case OPT_STACK:
+            if (main_size(optarg, &v) || stack__set_size(v) < 0)
+                MAIN_BAD("--stack-size: '%s' is not a size up to 1G", optarg);
+            break;
+        case OPT_OFFLOAD:
+            if (main_size(optarg, &v) || co_offload_set_threads((unsigned)v))
+                MAIN_BAD("--offload-threads: want 1..1024, not '%s'", optarg);
+            break;
+        case 'h':
+            main_usage(stdout);
+            return 0;
+        default:
+            main_usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc)
+        MAIN_BAD("unexpected argument '%s' (see --help)", argv[optind]);
+    if (cfg.max_url > cfg.max_head)
+        cfg.max_url = cfg.max_head;
+
+    if (strcmp(access, "off") == 0)
+        cfg.access_log = NULL;
+    else if (strcmp(access, "-") == 0)
+        cfg.access_log = stdout;
+    else if (!(cfg.access_log = fopen(access, "a")))
+        MAIN_BAD("--access-log %s: %s", access, strerror(errno));
+
+    if (strcmp(www, "off") != 0) {
+        if (static__open(&main_www, www) < 0)
+            MAIN_BAD("--www %s: %s", www, strerror(errno));
+        main_have_www = 1;
+        cfg.fallback = &main_static_route;
+    }
+    struct app_table table = {0};
+    int refused = app__load_dir(&table, apps);
+    if (refused < 0)
+        log_warn("--apps %s: %s; serving no apps", apps, strerror(errno));
+    cfg.route = app__route;
+    cfg.route_ctx = &table;
+
+    char err[512];
+    int fd = http__listen(listen_spec, err, sizeof err);
+    if (fd < 0)
+        MAIN_BAD("%s", err);
+    main_raise_nofile(cfg.max_conns);
+    int rc = http__serve(&cfg, fd);
+    app__unload_all(&table);
+    if (main_have_www)
+        static__close(&main_www);
+    if (cfg.access_log && cfg.access_log != stdout)
+        fclose(cfg.access_log);
+    log_info("stopped");
+    return rc == 0 ? 0 : 1;
+}
