@@ -108,7 +108,7 @@ $(eval $(call variant,plain,PLAIN))
 $(eval $(call variant,asan,ASAN))
 
 $(BUILD)/coserve: $(BUILD)/plain/coserve
-	$(Q)cp $< $@
+	$(Q)cp -f $< $@
 
 $(BUILD)/interleave: examples/interleave.c $(BUILD)/plain/libcore.a
 	$(call msg,LD,$@)
@@ -128,7 +128,7 @@ test: deps
 	$(Q)$(MAKE) --no-print-directory test-plain test-asan
 
 test-plain test-asan: test-%:
-	$(Q)sh tests/run-suites.sh $* $(BUILD)/$*/tests "$(if $(filter asan,$*),$(ASAN_ENV))"
+	$(Q)sh tests/run-suites.sh $* $(BUILD)/$*/tests "COSERVE_BIN=$(BUILD)/$*/coserve COSERVE_APPS=$(BUILD)/apps COSERVE_TEST_APPS=$(BUILD)/test-apps $(if $(filter asan,$*),$(ASAN_ENV))"
 
 bench-core: deps
 	$(Q)$(MAKE) --no-print-directory $(BUILD)/bench-core
