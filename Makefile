@@ -43,7 +43,7 @@ msg = @printf '  %-7s %s\n' $(1) $(2)
 
 .SECONDEXPANSION:
 
-.PHONY: all apps deps run test test-plain test-asan bench-core clean format
+.PHONY: all apps deps run demo bench fuzz test test-plain test-asan bench-core clean format
 
 all: $(BUILD)/coserve $(BUILD)/asan/coserve $(BUILD)/interleave apps \
      $(foreach v,plain asan,$(addprefix $(BUILD)/$(v)/tests/,$(TEST_NAMES)))
@@ -118,21 +118,49 @@ $(BUILD)/bench-core: tests/bench/bench_core.c $(BUILD)/plain/libcore.a
 	$(call msg,LD,$@)
 	$(Q)$(PLAIN_CC) $(PLAIN_CFLAGS) $^ $(LIBS) -o $@
 
+# Serves the demo: http://127.0.0.1:8080/ (Ctrl-C stops it gracefully).
 run: deps
-	$(Q)$(MAKE) --no-print-directory $(BUILD)/interleave
+	$(Q)$(MAKE) --no-print-directory $(BUILD)/coserve apps
+	$(Q)mkdir -p var
+	$(Q)exec $(BUILD)/coserve --listen 127.0.0.1:8080 --apps $(BUILD)/apps --www www
+
+# The runtime alone: coroutines interleaving on one thread.
+demo: $(BUILD)/interleave
 	$(Q)$(BUILD)/interleave
 
 # Each suite runs twice: plain, then under ASan + UBSan.
 test: deps
-	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory all $(BUILD)/fuzz-request
 	$(Q)$(MAKE) --no-print-directory test-plain test-asan
+	$(Q)$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=20 2>&1 | tail -1
 
 test-plain test-asan: test-%:
 	$(Q)sh tests/run-suites.sh $* $(BUILD)/$*/tests "COSERVE_BIN=$(BUILD)/$*/coserve COSERVE_APPS=$(BUILD)/apps COSERVE_TEST_APPS=$(BUILD)/test-apps $(if $(filter asan,$*),$(ASAN_ENV))"
 
+bench: deps
+	$(Q)$(MAKE) --no-print-directory $(BUILD)/coserve apps $(BUILD)/bench-core
+	$(Q)$(BUILD)/bench-core
+	$(Q)sh tests/bench/bench_http.sh
+
 bench-core: deps
 	$(Q)$(MAKE) --no-print-directory $(BUILD)/bench-core
 	$(Q)$(BUILD)/bench-core
+
+# libFuzzer on the request front end (clang): `make fuzz FUZZ_SECONDS=N`.
+FUZZ_SECONDS ?= 60
+FUZZ_SRC := $(filter-out server/main.c server/app/%,$(SERVER_SRC))
+$(BUILD)/fuzz-request: tests/fuzz/fuzz_request.c $(FUZZ_SRC) $(CORE_SRC) \
+                       $(addprefix $(LLHTTP_DIR)/,$(LLHTTP_SRC))
+	$(call msg,FUZZ,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)clang $(COMMON) -O1 -fsanitize=fuzzer,address,undefined -DCOSERVE_ASAN \
+	    -w $(filter %.c %.S,$^) $(LIBS) -o $@
+
+fuzz: deps $(BUILD)/fuzz-request
+	$(Q)mkdir -p $(BUILD)/fuzz-corpus
+	$(Q)ASAN_OPTIONS=detect_stack_use_after_return=0:detect_leaks=1 \
+	    $(BUILD)/fuzz-request -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	    -timeout=10 $(BUILD)/fuzz-corpus tests/fuzz/corpus
 
 format:
 	$(Q)clang-format -i $$(git ls-files '*.c' '*.h')

@@ -93,7 +93,8 @@ void co_detach(co_t *co);
  * a finished coroutine does nothing. */
 void co_cancel(co_t *co);
 
-/* The running coroutine, or NULL in the hub's own context. */
+/* The running coroutine, or NULL in the hub's own context and on threads
+ * without a hub (so code can ask whether it runs in a coroutine). */
 co_t *co_current(void);
 
 /* Non-zero if the running coroutine has been cancelled. */

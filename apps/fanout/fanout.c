@@ -31,6 +31,7 @@
 #define FANOUT_DEFAULT 10
 #define FANOUT_TIMEOUT_MS 5000
 #define FANOUT_DEFAULT_PATH "/sleep?ms=100"
+#define FANOUT_AGENT "coserve-fanout"
 
 struct fanout_target {
     char host[256];
@@ -321,6 +322,10 @@ static int fanout_handler(co_request_t *req, co_response_t *res)
             return -1;
         return fanout_answer(res, 405, "method not allowed");
     }
+    /* Our own User-Agent: a fanout told to fetch /fanout would multiply. */
+    const char *agent = co_req_header(req, "User-Agent");
+    if (agent && strcmp(agent, FANOUT_AGENT) == 0)
+        return fanout_answer(res, 508, "loop detected: fanout calling fanout");
     int n = fanout_count(req);
     if (n < 0)
         return fanout_answer(res, 400, "n must be an integer from 1 to 100");
@@ -336,7 +341,7 @@ static int fanout_handler(co_request_t *req, co_response_t *res)
     int len =
         snprintf(f->request, sizeof f->request,
                  "GET %s HTTP/1.1\r\nHost: %s%s%s:%s\r\n"
-                 "User-Agent: coserve-fanout\r\nConnection: close\r\n\r\n",
+                 "User-Agent: " FANOUT_AGENT "\r\nConnection: close\r\n\r\n",
                  f->to.path, strchr(f->to.host, ':') ? "[" : "", f->to.host,
                  strchr(f->to.host, ':') ? "]" : "", f->to.port);
     if (len < 0 || (size_t)len >= sizeof f->request) {

@@ -277,7 +277,11 @@ void co_cancel(co_t *co)
         coro__wake(co, ECANCELED);
 }
 
-co_t *co_current(void) { return hub__require("co_current")->current; }
+co_t *co_current(void)
+{
+    /* a query, not a wait: answers NULL on threads without a hub too */
+    return hub__self ? hub__self->current : NULL;
+}
 
 int co_cancelled(void)
 {

@@ -260,21 +260,58 @@ static void *server_main(void *arg)
     return NULL;
 }
 
+void http__server_init(struct http_server *srv, const struct http_config *cfg,
+                       int listen_fd)
+{
+    memset(srv, 0, sizeof *srv);
+    srv->cfg = *cfg;
+    srv->hub = hub__require("http__server_init");
+    srv->listen_fd = listen_fd;
+    list_init(&srv->conns);
+    srv->cap_bufs = SERVER_BUF_POOL;
+    srv->free_bufs = calloc(srv->cap_bufs, sizeof *srv->free_bufs);
+    if (!srv->free_bufs)
+        srv->cap_bufs = 0;
+    if (listen_fd >= 0)
+        server_local_addr(srv);
+    accesslog__init(srv);
+}
+
+void http__server_fini(struct http_server *srv)
+{
+    struct list *n, *next;
+    for (n = srv->conns.next; n != &srv->conns; n = next) {
+        next = n->next;
+        conn__close(list_entry(n, struct conn, link));
+    }
+    accesslog__flush(srv);
+    if (srv->log_buf) {
+        ev_ref(srv->hub->loop);
+        ev_check_stop(srv->hub->loop, &srv->log_flush);
+        free(srv->log_buf);
+    }
+    while (srv->free_conns) {
+        struct conn *c = srv->free_conns;
+        srv->free_conns = c->next_free;
+        free(c);
+    }
+    while (srv->free_reqs) {
+        co_request_t *r = srv->free_reqs;
+        srv->free_reqs = r->next_free;
+        free(r);
+    }
+    for (size_t i = 0; i < srv->nfree_bufs; i++)
+        free(srv->free_bufs[i]);
+    free(srv->free_bufs);
+}
+
 /* Runs the server inside the hub: the struct lives on main's stack. */
 static void *server_hub_main(void *arg)
 {
     const struct http_config *cfg = ((void **)arg)[0];
     int listen_fd = *(int *)((void **)arg)[1];
     struct http_server srv;
-    memset(&srv, 0, sizeof srv);
-    srv.cfg = *cfg;
-    srv.hub = hub__self;
-    srv.listen_fd = listen_fd;
-    list_init(&srv.conns);
-    srv.cap_bufs = SERVER_BUF_POOL;
-    srv.free_bufs = calloc(srv.cap_bufs, sizeof *srv.free_bufs);
-    server_local_addr(&srv);
-    accesslog__init(&srv);
+    http__server_init(&srv, cfg, listen_fd);
 
     struct server_main m = {.srv = &srv, .stop = co_event_new()};
     ev_async_init(&m.stop_async, server_stop_cb);
@@ -296,24 +333,7 @@ static void *server_hub_main(void *arg)
     ev_ref(srv.hub->loop);
     ev_async_stop(srv.hub->loop, &m.stop_async);
     co_event_free(m.stop);
-    if (srv.log_buf) {
-        ev_ref(srv.hub->loop);
-        ev_check_stop(srv.hub->loop, &srv.log_flush);
-        free(srv.log_buf);
-    }
-    while (srv.free_conns) {
-        struct conn *c = srv.free_conns;
-        srv.free_conns = c->next_free;
-        free(c);
-    }
-    while (srv.free_reqs) {
-        co_request_t *r = srv.free_reqs;
-        srv.free_reqs = r->next_free;
-        free(r);
-    }
-    for (size_t i = 0; i < srv.nfree_bufs; i++)
-        free(srv.free_bufs[i]);
-    free(srv.free_bufs);
+    http__server_fini(&srv);
     return NULL;
 }
 

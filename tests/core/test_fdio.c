@@ -26,8 +26,23 @@
 
 #include "coserve.h"
 
+#ifdef COSERVE_ASAN
+#include <sanitizer/lsan_interface.h>
+#endif
+
 /* Deadline for operations that should succeed: only a guard against hangs. */
 #define GUARD_MS 20000
+
+/* Criterion ignores a test process's exit status once the test has passed,
+ * so LeakSanitizer's report at exit would go unnoticed: check here, at the
+ * end of the test, where everything the test allocated has been freed. */
+static void assert_no_leaks(void)
+{
+#ifdef COSERVE_ASAN
+    cr_assert_eq(__lsan_do_recoverable_leak_check(), 0,
+                 "LeakSanitizer found leaks (see its report above)");
+#endif
+}
 
 /* ---- helpers (called from the test body, where cr_assert is safe) ----- */
 
@@ -205,6 +220,7 @@ Test(fdio, read_returns_what_write_all_sent_then_zero_at_end_of_file)
     close_fd(&c.sv[0]);
     free(c.out);
     free(c.d.buf);
+    assert_no_leaks();
 }
 
 /* ===================================================================== */
@@ -249,6 +265,7 @@ Test(fdio, read_times_out_when_nothing_arrives)
                  c.past_err, strerror(c.past_err));
     close(sv[0]);
     close(sv[1]);
+    assert_no_leaks();
 }
 
 /* ===================================================================== */
@@ -290,6 +307,7 @@ Test(fdio, wait_fd_returns_when_the_fd_is_already_ready)
                  strerror(c.either_err));
     close(c.sv[0]);
     close(c.sv[1]);
+    assert_no_leaks();
 }
 
 /* ===================================================================== */
@@ -408,6 +426,7 @@ Test(fdio, cancelled_waits_fail_with_ecanceled_and_free_the_fd_for_others)
                  c.read_err, strerror(c.read_err));
     close(c.sv[0]);
     close(c.sv[1]);
+    assert_no_leaks();
 }
 
 /* ===================================================================== */
@@ -439,6 +458,7 @@ Test(fdio, write_all_times_out_when_the_peer_does_not_read)
     close(c.sv[0]);
     close(c.sv[1]);
     free(c.buf);
+    assert_no_leaks();
 }
 
 /* ===================================================================== */
@@ -554,6 +574,7 @@ Test(fdio, writev_all_of_several_mib_arrives_intact_through_readv)
     close_fd(&c.sv[1]);
     free(c.src);
     free(c.dst);
+    assert_no_leaks();
 }
 
 /* ===================================================================== */
@@ -632,6 +653,7 @@ Test(fdio, one_fd_can_be_read_and_written_by_two_coroutines_at_once)
     }
     close(sv[0]);
     close(sv[1]);
+    assert_no_leaks();
 }
 
 /* ===================================================================== */
@@ -724,6 +746,7 @@ Test(fdio, recv_and_send_all_move_every_byte_and_peek_leaves_it_queued)
     close_fd(&c.sv[1]);
     free(c.out);
     free(c.in);
+    assert_no_leaks();
 }
 
 /* ===================================================================== */
@@ -756,6 +779,7 @@ Test(fdio, send_all_to_a_closed_peer_fails_with_epipe_without_a_signal)
     cr_assert_eq(c.rc, -1);
     cr_assert_eq(c.err, EPIPE, "errno %d (%s)", c.err, strerror(c.err));
     close(sv[0]);
+    assert_no_leaks();
 }
 
 /* ===================================================================== */
@@ -791,6 +815,7 @@ Test(fdio, system_call_errors_keep_their_own_errno)
     cr_assert_eq(c.read_rc, 0, "co_read of /dev/null = %zd (%s)", c.read_rc,
                  strerror(c.read_err));
     close(fd);
+    assert_no_leaks();
 }
 
 /* ===================================================================== */
@@ -887,6 +912,7 @@ Test(fdio, accept_and_connect_work_over_loopback_tcp)
     close_fd(&c.cli_fd);
     close_fd(&c.cli2_fd);
     close_fd(&c.lfd);
+    assert_no_leaks();
 }
 
 /* ===================================================================== */
@@ -937,6 +963,7 @@ Test(fdio, connect_to_a_port_nobody_listens_on_fails_with_econnrefused)
                  strerror(c.dial_err));
     close(c.fd);
     close(holder);
+    assert_no_leaks();
 }
 
 /* ===================================================================== */
@@ -1025,6 +1052,7 @@ Test(fdio, sendfile_sends_a_file_range_and_advances_the_offset)
     close(fd);
     free(content);
     free(c.d.buf);
+    assert_no_leaks();
 }
 
 /* ===================================================================== */
@@ -1112,6 +1140,7 @@ Test(fdio, dial_connects_to_a_local_listener_by_address_and_by_name)
     }
     cr_assert_eq(c.accepted, DIAL_N);
     close(c.lfd);
+    assert_no_leaks();
 }
 
 /* ===================================================================== */
@@ -1136,6 +1165,176 @@ Test(fdio, dial_of_a_name_that_does_not_resolve_fails_with_eaddrnotavail)
     cr_assert_eq(co_run(nxdomain_main, &c, NULL), 0);
     cr_assert_eq(c.rc, -1);
     cr_assert_eq(c.err, EADDRNOTAVAIL, "errno %d (%s)", c.err, strerror(c.err));
+    assert_no_leaks();
+}
+
+/* ===================================================================== */
+
+struct dial_cancel_case {
+    co_t *child;
+    int rc, err;
+};
+
+static void *dial_cancelled_child(void *arg)
+{
+    struct dial_cancel_case *c = arg;
+    c->rc = co_dial("127.0.0.1", "9", co_deadline(GUARD_MS));
+    c->err = errno;
+    if (c->rc >= 0)
+        close(c->rc);
+    return NULL;
+}
+
+static void *dial_cancel_main(void *arg)
+{
+    struct dial_cancel_case *c = arg;
+    c->child = co_spawn(dial_cancelled_child, c);
+    if (!c->child)
+        return (void *)"spawn failed";
+    co_cancel(c->child); /* before it ever runs */
+    if (co_join(c->child, NULL, co_deadline(GUARD_MS)) != 0)
+        return (void *)"join failed";
+    co_sleep(co_deadline(20)); /* let anything deferred settle */
+    return NULL;
+}
+
+Test(fdio, dial_from_a_cancelled_coroutine_fails_with_ecanceled_and_leaks_nothing)
+{
+    struct dial_cancel_case c = {0};
+    void *res = (void *)"not run";
+    cr_assert_eq(co_run(dial_cancel_main, &c, &res), 0);
+    cr_assert_null(res, "%s", (char *)res);
+    cr_assert_eq(c.rc, -1);
+    cr_assert_eq(c.err, ECANCELED, "errno %d (%s)", c.err, strerror(c.err));
+    assert_no_leaks();
+}
+
+/* ===================================================================== */
+
+/* One offload thread, kept busy: the lookup waits in the queue until the
+ * dial's deadline passes. */
+static int dial_blocker_release;
+static volatile int dial_blocker_running;
+
+static void dial_blocker_work(void *arg)
+{
+    (void)arg;
+    dial_blocker_running = 1;
+    while (!__atomic_load_n(&dial_blocker_release, __ATOMIC_ACQUIRE))
+        usleep(1000);
+}
+
+static void *dial_blocker_co(void *arg)
+{
+    (void)arg;
+    co_offload(dial_blocker_work, NULL, NULL, -1);
+    return NULL;
+}
+
+struct dial_slow_case {
+    int rc, err;
+};
+
+static void *dial_slow_main(void *arg)
+{
+    struct dial_slow_case *c = arg;
+    co_t *b = co_spawn(dial_blocker_co, NULL);
+    if (!b)
+        return (void *)"spawn failed";
+    int64_t guard = co_deadline(GUARD_MS);
+    while (!dial_blocker_running && co_now() < guard)
+        co_sleep(co_deadline(1));
+    c->rc = co_dial("localhost", "9", co_deadline(30));
+    c->err = errno;
+    if (c->rc >= 0)
+        close(c->rc);
+    __atomic_store_n(&dial_blocker_release, 1, __ATOMIC_RELEASE);
+    if (co_join(b, NULL, co_deadline(GUARD_MS)) != 0)
+        return (void *)"join failed";
+    return NULL;
+}
+
+Test(fdio, dial_times_out_while_its_lookup_waits_for_a_thread)
+{
+    cr_assert_eq(co_offload_set_threads(1), 0);
+    struct dial_slow_case c = {0};
+    void *res = (void *)"not run";
+    cr_assert_eq(co_run(dial_slow_main, &c, &res), 0);
+    cr_assert_null(res, "%s", (char *)res);
+    cr_assert_eq(c.rc, -1);
+    cr_assert_eq(c.err, ETIMEDOUT, "errno %d (%s)", c.err, strerror(c.err));
+    assert_no_leaks();
+}
+
+/* ===================================================================== */
+
+/* Closing an fd and getting its number back for a new socket: the new one
+ * must be watched afresh (libev caches per-fd state). */
+#define REUSE_ROUNDS 200
+
+struct reuse_case {
+    int fds[2];
+    int round_ok;
+    int bad_round, bad_err;
+    int same_number;
+};
+
+static void *reuse_writer(void *arg)
+{
+    struct reuse_case *c = arg;
+    co_yield(); /* the reader is parked by now */
+    co_write_all(c->fds[1], "r", 1, co_deadline(GUARD_MS));
+    return NULL;
+}
+
+static void *reuse_main(void *arg)
+{
+    struct reuse_case *c = arg;
+    int first = -1;
+    c->bad_round = -1;
+    for (int r = 0; r < REUSE_ROUNDS; r++) {
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+                       c->fds) != 0)
+            return (void *)"socketpair failed";
+        if (r == 0)
+            first = c->fds[0];
+        else if (c->fds[0] == first)
+            c->same_number++;
+        co_t *w = co_spawn(reuse_writer, c);
+        if (!w)
+            return (void *)"spawn failed";
+        char b;
+        /* Alternate a plain read and an explicit wait. */
+        int ok;
+        if (r % 2)
+            ok = co_read(c->fds[0], &b, 1, co_deadline(GUARD_MS)) == 1;
+        else
+            ok = co_wait_fd(c->fds[0], CO_READABLE, co_deadline(GUARD_MS)) ==
+                     0 &&
+                 read(c->fds[0], &b, 1) == 1;
+        if (!ok && c->bad_round < 0) {
+            c->bad_round = r;
+            c->bad_err = errno;
+        }
+        c->round_ok += ok;
+        co_join(w, NULL, co_deadline(GUARD_MS));
+        close(c->fds[0]);
+        close(c->fds[1]);
+    }
+    return NULL;
+}
+
+Test(fdio, a_reused_fd_number_is_watched_afresh)
+{
+    struct reuse_case c = {0};
+    void *res = (void *)"not run";
+    cr_assert_eq(co_run(reuse_main, &c, &res), 0);
+    cr_assert_null(res, "%s", (char *)res);
+    cr_assert_eq(c.round_ok, REUSE_ROUNDS, "round %d failed: %s", c.bad_round,
+                 strerror(c.bad_err));
+    cr_log_info("fd number reused in %d of %d rounds", c.same_number,
+                REUSE_ROUNDS - 1);
+    assert_no_leaks();
 }
 
 /* ===================================================================== */
@@ -1322,4 +1521,5 @@ Test(fdio, ten_thousand_coroutines_ping_pong_over_their_own_socketpairs)
         close(pp.sv[i][1]);
     }
     free(pp.sv);
+    assert_no_leaks();
 }

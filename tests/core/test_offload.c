@@ -16,11 +16,28 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "coserve.h"
+
+#ifdef COSERVE_ASAN
+#include <sanitizer/lsan_interface.h>
+#endif
+
+/* Criterion ignores a test process's exit status once the test has passed,
+ * so LeakSanitizer's report at exit would go unnoticed: check here, at the
+ * end of the test, once everything the test allocated should be freed. */
+static void assert_no_leaks(void)
+{
+#ifdef COSERVE_ASAN
+    cr_assert_eq(__lsan_do_recoverable_leak_check(), 0,
+                 "LeakSanitizer found leaks (see its report above)");
+#endif
+}
 
 /* Sleeps the calling coroutine in 1 ms steps until *flag is non-zero or
  * about limit_ms passed. Returns the flag's value. */
@@ -116,6 +133,7 @@ Test(offload, thousand_concurrent_offloads_return_correct_results)
     }
     cr_assert_eq(atomic_load(&many.abandons), 0,
                  "abandon called after work that completed");
+    assert_no_leaks();
 }
 
 /* ===================================================================== */
@@ -198,6 +216,7 @@ Test(offload, deadline_shorter_than_the_work_times_out_then_abandons_after_it)
               "abandon did not run on the hub's thread");
     cr_assert_eq(atomic_load(&work_done), 1);
     cr_log_info("work done when co_offload returned: %d", c.done_at_return);
+    assert_no_leaks();
 }
 
 /* ===================================================================== */
@@ -256,6 +275,7 @@ Test(offload, cancelled_waiter_gets_ecanceled_and_the_work_still_finishes)
                  "abandon ran before the work had finished");
     cr_assert(pthread_equal(abandon_thread, hub_thread),
               "abandon did not run on the hub's thread");
+    assert_no_leaks();
 }
 
 /* ===================================================================== */
@@ -351,6 +371,96 @@ Test(offload, cancelled_work_that_no_thread_took_is_skipped_and_abandoned)
     cr_assert_eq(atomic_load(&abandon_calls), 1);
     cr_assert_not(atomic_load(&queued_ran),
                   "work queued behind a busy thread ran after its cancel");
+    assert_no_leaks();
+}
+
+/* ===================================================================== */
+
+/* A coroutine cancelled before it ever waits: co_offload fails at once, the
+ * work is never taken, and abandon still frees the heap arg. */
+struct precancel_case {
+    co_t *child;
+    int rc, err;
+    int abandoned_seen;
+};
+
+static void *precancel_child(void *arg)
+{
+    struct precancel_case *c = arg;
+    struct slow_arg *a = slow_arg_new(1000);
+    if (!a || !a->payload)
+        return NULL;
+    c->rc = co_offload(slow_work, a, slow_abandon, -1);
+    c->err = errno;
+    return NULL;
+}
+
+static void *precancel_main(void *arg)
+{
+    struct precancel_case *c = arg;
+    c->child = co_spawn(precancel_child, c);
+    if (!c->child)
+        return (void *)"co_spawn failed";
+    co_cancel(c->child); /* before it first runs */
+    if (co_join(c->child, NULL, co_deadline(10000)) != 0)
+        return (void *)"co_join failed";
+    c->abandoned_seen = wait_for_flag(&abandon_calls, 1000);
+    return NULL;
+}
+
+Test(offload, offload_from_a_cancelled_coroutine_fails_and_still_abandons)
+{
+    struct precancel_case c = {0};
+    void *res = (void *)"not run";
+    cr_assert_eq(co_run(precancel_main, &c, &res), 0);
+    cr_assert_null(res, "%s", (char *)res);
+    cr_assert_eq(c.rc, -1);
+    cr_assert_eq(c.err, ECANCELED, "errno %d (%s)", c.err, strerror(c.err));
+    cr_assert_not(atomic_load(&work_started), "the work ran");
+    cr_assert_eq(atomic_load(&abandon_calls), 1,
+                 "abandon called %d times: the heap arg %s",
+                 atomic_load(&abandon_calls),
+                 atomic_load(&abandon_calls) ? "was freed twice" : "leaks");
+    assert_no_leaks();
+}
+
+/* ===================================================================== */
+
+struct past_case {
+    int rc, err;
+    int abandoned_seen;
+};
+
+static void *past_main(void *arg)
+{
+    struct past_case *c = arg;
+    struct slow_arg *a = slow_arg_new(1000);
+    if (!a || !a->payload)
+        return (void *)"malloc failed";
+    c->rc = co_offload(slow_work, a, slow_abandon, co_now() - 1);
+    c->err = errno;
+    c->abandoned_seen = wait_for_flag(&abandon_calls, 10000);
+    co_sleep(co_deadline(20));
+    return NULL;
+}
+
+Test(offload, deadline_already_passed_times_out_and_abandons_once)
+{
+    hub_thread = pthread_self();
+    struct past_case c = {0};
+    void *res = (void *)"not run";
+    cr_assert_eq(co_run(past_main, &c, &res), 0);
+    cr_assert_null(res, "%s", (char *)res);
+    cr_assert_eq(c.rc, -1);
+    cr_assert_eq(c.err, ETIMEDOUT, "errno %d (%s)", c.err, strerror(c.err));
+    cr_assert(c.abandoned_seen, "abandon was never called");
+    cr_assert_eq(atomic_load(&abandon_calls), 1);
+    cr_assert(pthread_equal(abandon_thread, hub_thread),
+              "abandon did not run on the hub's thread");
+    /* If the work ran, abandon came after it. */
+    if (atomic_load(&work_started))
+        cr_assert_eq(atomic_load(&done_when_abandoned), 1);
+    assert_no_leaks();
 }
 
 /* ===================================================================== */
@@ -456,6 +566,7 @@ Test(offload, init_hook_runs_on_each_thread_before_its_tasks)
     cr_assert_null(res, "%s", (char *)res);
     cr_assert_eq(atomic_load(&tasks_run), HOOK_CO * HOOK_JOBS_PER_CO);
     check_hooks();
+    assert_no_leaks();
 }
 
 Test(offload, hook_registered_after_the_pool_started_runs_before_next_tasks)
@@ -467,6 +578,53 @@ Test(offload, hook_registered_after_the_pool_started_runs_before_next_tasks)
     cr_assert_null(res, "%s", (char *)res);
     cr_assert_eq(atomic_load(&tasks_run), HOOK_CO * HOOK_JOBS_PER_CO + 1);
     check_hooks();
+    assert_no_leaks();
+}
+
+/* fini runs when the pool stops, at exit. Observed in a forked child: its
+ * own atexit handler, registered before the pool started (so it runs after
+ * the pool's), reports through the exit status. */
+static void fini_check_at_exit(void)
+{
+    int init = atomic_load(&init_calls), fini = atomic_load(&fini_calls);
+    if (init < 1)
+        _exit(20);
+    if (fini != init)
+        _exit(fini < init ? 21 : 22);
+    if (atomic_load(&task_without_init) || atomic_load(&bad_arg))
+        _exit(23);
+    _exit(0);
+}
+
+Test(offload, fini_hook_runs_on_every_thread_when_the_process_exits)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        /* Child: no Criterion assertions here. */
+        if (co_offload_set_threads(HOOK_THREADS) != 0 ||
+            co_offload_hook(hook_init, hook_fini, &hook_token) != 0)
+            _exit(30);
+        atexit(fini_check_at_exit);
+        int late = 0;
+        void *res = (void *)"not run";
+        if (co_run(hook_main, &late, &res) != 0 || res != NULL)
+            _exit(31);
+        if (atomic_load(&fini_calls) != 0)
+            _exit(32); /* the pool stopped before exit */
+        exit(0);
+    }
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status), "child died (signal %d)",
+              WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    int code = WEXITSTATUS(status);
+    cr_assert_neq(code, 20, "init never ran");
+    cr_assert_neq(code, 21, "fini ran on fewer threads than init");
+    cr_assert_neq(code, 22, "fini ran more often than init");
+    cr_assert_neq(code, 23, "a task ran before init, or a hook got a bad arg");
+    cr_assert_eq(code, 0, "child failed with exit code %d", code);
 }
 
 /* ===================================================================== */
@@ -504,6 +662,7 @@ Test(offload, set_threads_rejects_zero_and_too_many_then_busy_once_started)
     cr_assert_eq(c.set_rc, -1);
     cr_assert_eq(c.set_err, EBUSY, "errno %d (%s)", c.set_err,
                  strerror(c.set_err));
+    assert_no_leaks();
 }
 
 /* ===================================================================== */
@@ -558,6 +717,7 @@ Test(offload, other_coroutines_keep_sleeping_and_waking_while_work_runs)
     cr_assert_eq(c.rc, 0, "co_offload: %s", strerror(c.err));
     cr_assert_gt(c.ticks_at_return, 1,
                  "the ticker did not run while the offload was in flight");
+    assert_no_leaks();
 }
 
 Test(offload, work_completes_while_another_coroutine_yields_in_a_loop)
@@ -571,6 +731,7 @@ Test(offload, work_completes_while_another_coroutine_yields_in_a_loop)
     cr_assert_eq(c.rc, 0, "co_offload: %s", strerror(c.err));
     cr_assert_gt(c.ticks_at_return, 1,
                  "the ticker did not run while the offload was in flight");
+    assert_no_leaks();
 }
 
 /* ===================================================================== */

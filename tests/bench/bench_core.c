@@ -1,0 +1,404 @@
+/*
+ * bench_core.c - coserve's core against the anchors it must beat, measured
+ * in one run on one machine, printed as one table.
+ *
+ *   1. switch round trip: co_yield() (coroutine -> hub -> coroutine) vs two
+ *      ucontexts ping-ponging through swapcontext().      target >= 20x
+ *   2. spawn + run + join of an empty coroutine vs pthread_create +
+ *      pthread_join of an empty thread.                    target >= 100x
+ *   3. co_offload() of an empty function, one after another from one
+ *      coroutine, vs a mutex/condvar round trip between two threads.
+ *                                                          target <= 2x
+ *   4. resident memory per coroutine, 100,000 of them parked in co_sleep()
+ *      (anchor: 1,000 threads parked on a condvar).        target <= 12 KiB
+ *
+ * Each time figure is the best of REPEAT runs. Threads are not pinned.
+ * Usage: bench-core [scale]  (scale multiplies the iteration counts; 1.0
+ * by default, e.g. 0.1 for a quick look).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "coserve.h"
+
+#define REPEAT 3
+
+static double scale = 1.0;
+
+static long iters(long base)
+{
+    long n = (long)((double)base * scale);
+    return n < 1 ? 1 : n;
+}
+
+static double now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static void die(const char *what)
+{
+    fprintf(stderr, "bench-core: %s: %s\n", what, strerror(errno));
+    exit(1);
+}
+
+/* ---- 1. switch round trip ------------------------------------------ */
+
+static ucontext_t uc_main, uc_peer;
+static char uc_stack[64 * 1024];
+
+static void uc_peer_fn(void)
+{
+    for (;;)
+        swapcontext(&uc_peer, &uc_main);
+}
+
+static double anchor_swapcontext(long n)
+{
+    if (getcontext(&uc_peer) < 0)
+        die("getcontext");
+    uc_peer.uc_stack.ss_sp = uc_stack;
+    uc_peer.uc_stack.ss_size = sizeof uc_stack;
+    uc_peer.uc_link = NULL;
+    makecontext(&uc_peer, uc_peer_fn, 0);
+    swapcontext(&uc_main, &uc_peer); /* warm up: the peer is now looping */
+    double t0 = now_ns();
+    for (long i = 0; i < n; i++)
+        swapcontext(&uc_main, &uc_peer);
+    return (now_ns() - t0) / (double)n;
+}
+
+static double coserve_yield(long n)
+{
+    co_yield();
+    double t0 = now_ns();
+    for (long i = 0; i < n; i++)
+        co_yield();
+    return (now_ns() - t0) / (double)n;
+}
+
+/* ---- 2. spawn + run + join ----------------------------------------- */
+
+static void *empty_thread(void *arg) { return arg; }
+
+static double anchor_pthread(long n)
+{
+    double t0 = now_ns();
+    for (long i = 0; i < n; i++) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, empty_thread, NULL) != 0)
+            die("pthread_create");
+        pthread_join(t, NULL);
+    }
+    return (now_ns() - t0) / (double)n;
+}
+
+static void *empty_co(void *arg) { return arg; }
+
+static double coserve_spawn(long n)
+{
+    double t0 = now_ns();
+    for (long i = 0; i < n; i++) {
+        co_t *co = co_spawn(empty_co, NULL);
+        if (!co || co_join(co, NULL, -1) != 0)
+            die("co_spawn/co_join");
+    }
+    return (now_ns() - t0) / (double)n;
+}
+
+/* ---- 3. offload round trip ----------------------------------------- */
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t to_worker, to_main;
+    int turn; /* 1: the worker's turn, 0: main's */
+    int stop;
+} pp = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+        PTHREAD_COND_INITIALIZER, 0, 0};
+
+static void *pp_worker(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&pp.lock);
+    for (;;) {
+        while (pp.turn != 1 && !pp.stop)
+            pthread_cond_wait(&pp.to_worker, &pp.lock);
+        if (pp.stop)
+            break;
+        pp.turn = 0;
+        pthread_cond_signal(&pp.to_main);
+    }
+    pthread_mutex_unlock(&pp.lock);
+    return NULL;
+}
+
+static double anchor_condvar(long n)
+{
+    pthread_t t;
+    pp.turn = 0;
+    pp.stop = 0;
+    if (pthread_create(&t, NULL, pp_worker, NULL) != 0)
+        die("pthread_create");
+    double t0 = 0;
+    pthread_mutex_lock(&pp.lock);
+    for (long i = -100; i < n; i++) { /* 100 warm-up round trips */
+        if (i == 0)
+            t0 = now_ns();
+        pp.turn = 1;
+        pthread_cond_signal(&pp.to_worker);
+        while (pp.turn != 0)
+            pthread_cond_wait(&pp.to_main, &pp.lock);
+    }
+    double dt = now_ns() - t0;
+    pp.stop = 1;
+    pthread_cond_signal(&pp.to_worker);
+    pthread_mutex_unlock(&pp.lock);
+    pthread_join(t, NULL);
+    return dt / (double)n;
+}
+
+static void empty_work(void *arg) { (void)arg; }
+
+static double coserve_offload(long n)
+{
+    for (int i = 0; i < 100; i++) /* warm up: threads started */
+        if (co_offload(empty_work, NULL, NULL, -1) != 0)
+            die("co_offload");
+    double t0 = now_ns();
+    for (long i = 0; i < n; i++)
+        if (co_offload(empty_work, NULL, NULL, -1) != 0)
+            die("co_offload");
+    return (now_ns() - t0) / (double)n;
+}
+
+/* ---- 4. resident memory ---------------------------------------------- */
+
+static long resident_pages(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long size = 0, res = -1;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &size, &res) != 2)
+            res = -1;
+        fclose(f);
+    }
+    return res;
+}
+
+#define MEM_COROS 100000
+#define MEM_THREADS 1000
+
+static size_t mem_parked;
+
+static void *sleeper(void *arg)
+{
+    (void)arg;
+    mem_parked++;
+    co_sleep(co_deadline(3600 * 1000)); /* until cancelled */
+    return NULL;
+}
+
+struct mem_result {
+    size_t spawned;
+    double kib_per;
+    int spawn_errno;
+};
+
+static void coserve_memory(struct mem_result *r)
+{
+    co_t **cos = calloc(MEM_COROS, sizeof *cos);
+    if (!cos)
+        die("calloc");
+    memset(cos, 0, MEM_COROS * sizeof *cos); /* resident before measuring */
+    mem_parked = 0;
+    long before = resident_pages();
+    size_t n = 0;
+    for (; n < MEM_COROS; n++) {
+        if (!(cos[n] = co_spawn(sleeper, NULL))) {
+            r->spawn_errno = errno;
+            break;
+        }
+    }
+    while (mem_parked < n)
+        co_yield();
+    long after = resident_pages();
+    r->spawned = n;
+    r->kib_per = n ? (double)(after - before) * (double)sysconf(_SC_PAGESIZE) /
+                         1024.0 / (double)n
+                   : 0;
+    for (size_t i = 0; i < n; i++)
+        co_cancel(cos[i]);
+    if (co_join_all(cos, n, -1) != 0)
+        die("co_join_all");
+    free(cos);
+}
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int parked, release;
+} tp = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+
+static void *parked_thread(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&tp.lock);
+    tp.parked++;
+    pthread_cond_broadcast(&tp.cond);
+    while (!tp.release)
+        pthread_cond_wait(&tp.cond, &tp.lock);
+    pthread_mutex_unlock(&tp.lock);
+    return NULL;
+}
+
+static double anchor_thread_memory(void)
+{
+    static pthread_t th[MEM_THREADS];
+    long before = resident_pages();
+    int n = 0;
+    for (; n < MEM_THREADS; n++)
+        if (pthread_create(&th[n], NULL, parked_thread, NULL) != 0)
+            break;
+    pthread_mutex_lock(&tp.lock);
+    while (tp.parked < n)
+        pthread_cond_wait(&tp.cond, &tp.lock);
+    pthread_mutex_unlock(&tp.lock);
+    long after = resident_pages();
+    pthread_mutex_lock(&tp.lock);
+    tp.release = 1;
+    pthread_cond_broadcast(&tp.cond);
+    pthread_mutex_unlock(&tp.lock);
+    for (int i = 0; i < n; i++)
+        pthread_join(th[i], NULL);
+    return n ? (double)(after - before) * (double)sysconf(_SC_PAGESIZE) /
+                   1024.0 / n
+             : 0;
+}
+
+/* ---- the run ------------------------------------------------------- */
+
+static long n_switch, n_swapctx, n_spawn, n_pthread, n_offload, n_condvar;
+
+struct figures {
+    double yield_ns, swapctx_ns;
+    double spawn_ns, pthread_ns;
+    double offload_ns, condvar_ns;
+    struct mem_result mem;
+    double thread_kib;
+};
+
+static double best(double a, double b) { return a < b ? a : b; }
+
+static void *bench_main(void *arg)
+{
+    struct figures *f = arg;
+    f->yield_ns = f->swapctx_ns = 1e300;
+    f->spawn_ns = f->pthread_ns = 1e300;
+    f->offload_ns = f->condvar_ns = 1e300;
+    for (int r = 0; r < REPEAT; r++) {
+        f->swapctx_ns = best(f->swapctx_ns, anchor_swapcontext(n_swapctx));
+        f->yield_ns = best(f->yield_ns, coserve_yield(n_switch));
+    }
+    for (int r = 0; r < REPEAT; r++) {
+        f->pthread_ns = best(f->pthread_ns, anchor_pthread(n_pthread));
+        f->spawn_ns = best(f->spawn_ns, coserve_spawn(n_spawn));
+    }
+    for (int r = 0; r < REPEAT; r++) {
+        f->condvar_ns = best(f->condvar_ns, anchor_condvar(n_condvar));
+        f->offload_ns = best(f->offload_ns, coserve_offload(n_offload));
+    }
+    f->thread_kib = anchor_thread_memory();
+    coserve_memory(&f->mem);
+    return NULL;
+}
+
+static const char *verdict(int ok) { return ok ? "PASS" : "MISS"; }
+
+int main(int argc, char **argv)
+{
+    if (argc > 1) {
+        scale = strtod(argv[1], NULL);
+        if (!(scale > 0)) {
+            fprintf(stderr, "usage: %s [scale > 0]\n", argv[0]);
+            return 2;
+        }
+    }
+    n_switch = iters(10000000);
+    n_swapctx = iters(2000000);
+    n_spawn = iters(1000000);
+    n_pthread = iters(20000);
+    n_offload = iters(100000);
+    n_condvar = iters(100000);
+
+    struct utsname u;
+    uname(&u);
+    printf("coserve bench-core\ncommand:");
+    for (int i = 0; i < argc; i++)
+        printf(" %s", argv[i]);
+    printf("\nmachine: nproc %ld, %s, %s %s; threads not pinned; best of %d\n",
+           sysconf(_SC_NPROCESSORS_ONLN), u.machine, u.sysname, u.release,
+           REPEAT);
+    fflush(stdout);
+
+    struct figures f;
+    if (co_run(bench_main, &f, NULL) != 0)
+        die("co_run");
+
+    double r_switch = f.swapctx_ns / f.yield_ns;
+    double r_spawn = f.pthread_ns / f.spawn_ns;
+    double r_offload = f.offload_ns / f.condvar_ns;
+    int mem_full = f.mem.spawned == MEM_COROS;
+    double r_mem = f.mem.kib_per / f.thread_kib;
+
+    printf("\n%-27s %-18s %-27s %-14s %-13s %s\n", "figure", "coserve",
+           "anchor", "ratio", "target", "result");
+    printf("%-27s %-18s %-27s %-14s %-13s %s\n", "---------------------------",
+           "------------------", "---------------------------",
+           "--------------", "-------------", "------");
+    char a[64], b[64], c[64];
+
+    snprintf(a, sizeof a, "%.1f ns", f.yield_ns);
+    snprintf(b, sizeof b, "%.1f ns swapcontext", f.swapctx_ns);
+    snprintf(c, sizeof c, "%.1fx faster", r_switch);
+    printf("%-27s %-18s %-27s %-14s %-13s %s\n", "1 switch round trip", a, b, c,
+           ">= 20x", verdict(r_switch >= 20));
+
+    snprintf(a, sizeof a, "%.1f ns", f.spawn_ns);
+    snprintf(b, sizeof b, "%.1f ns pthread", f.pthread_ns);
+    snprintf(c, sizeof c, "%.1fx faster", r_spawn);
+    printf("%-27s %-18s %-27s %-14s %-13s %s\n", "2 spawn+run+join (empty)", a,
+           b, c, ">= 100x", verdict(r_spawn >= 100));
+
+    snprintf(a, sizeof a, "%.0f ns", f.offload_ns);
+    snprintf(b, sizeof b, "%.0f ns mutex/condvar", f.condvar_ns);
+    snprintf(c, sizeof c, "%.2fx", r_offload);
+    printf("%-27s %-18s %-27s %-14s %-13s %s\n", "3 offload round trip", a, b,
+           c, "<= 2x", verdict(r_offload <= 2));
+
+    snprintf(a, sizeof a, "%.2f KiB", f.mem.kib_per);
+    snprintf(b, sizeof b, "%.2f KiB parked thread", f.thread_kib);
+    snprintf(c, sizeof c, "%.2fx", r_mem);
+    printf("%-27s %-18s %-27s %-14s %-13s %s\n", "4 resident per coroutine", a,
+           b, c, "<= 12 KiB", verdict(mem_full && f.mem.kib_per <= 12.0));
+
+    printf("\niterations: co_yield %ld, swapcontext %ld, spawn %ld, pthread %ld, "
+           "offload %ld, condvar %ld\n",
+           n_switch, n_swapctx, n_spawn, n_pthread, n_offload, n_condvar);
+    printf("memory: %zu coroutines parked in co_sleep (of %d), %d threads "
+           "parked on a condvar\n",
+           f.mem.spawned, MEM_COROS, MEM_THREADS);
+    if (!mem_full)
+        printf("memory: co_spawn failed after %zu coroutines: %s\n",
+               f.mem.spawned, strerror(f.mem.spawn_errno));
+    return 0;
+}
