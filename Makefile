@@ -131,8 +131,13 @@ demo: $(BUILD)/interleave
 # Each suite runs twice: plain, then under ASan + UBSan.
 test: deps
 	$(Q)$(MAKE) --no-print-directory all $(BUILD)/fuzz-request
+	$(call msg,FUZZ,"request front end, 20 s")
+	$(Q)$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=20 > $(BUILD)/fuzz.log 2>&1 \
+	    || { tail -60 $(BUILD)/fuzz.log; echo "fuzz: failed (build/fuzz.log)"; exit 1; }
+	$(Q)grep -h '^Done' $(BUILD)/fuzz.log | sed 's/^/  fuzz    /'
+	$(Q)rm -f $(BUILD)/test-counts
 	$(Q)$(MAKE) --no-print-directory test-plain test-asan
-	$(Q)$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=20 2>&1 | tail -1
+	$(Q)awk '{p+=$$1; f+=$$2} END {printf "all: %d passed, %d failed\n", p, f}' $(BUILD)/test-counts
 
 test-plain test-asan: test-%:
 	$(Q)sh tests/run-suites.sh $* $(BUILD)/$*/tests "COSERVE_BIN=$(BUILD)/$*/coserve COSERVE_APPS=$(BUILD)/apps COSERVE_TEST_APPS=$(BUILD)/test-apps $(if $(filter asan,$*),$(ASAN_ENV))"

@@ -29,6 +29,9 @@ static int main_static(co_request_t *req, co_response_t *res)
 static const struct http_route main_static_route = {
     .name = "static", .mount = "", .handler = main_static};
 
+static void main_apps_start(void *table) { app__init_all(table); }
+static void main_apps_stop(void *table) { app__fini_all(table); }
+
 static void main_usage(FILE *out)
 {
     fprintf(out,
@@ -246,6 +249,9 @@ int main(int argc, char **argv)
         log_warn("--apps %s: %s; serving no apps", apps, strerror(errno));
     cfg.route = app__route;
     cfg.route_ctx = &table;
+    cfg.on_start = main_apps_start;
+    cfg.on_stop = main_apps_stop;
+    cfg.hooks_ctx = &table;
 
     char err[512];
     int fd = http__listen(listen_spec, err, sizeof err);

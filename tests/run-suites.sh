@@ -20,4 +20,5 @@ for t in "$dir"/test_*; do
     passed=$((passed + ${p:-0})); failed=$((failed + ff))
 done
 echo "$label: $passed passed, $failed failed"
+echo "$passed $failed" >> "$(dirname "$dir")/../test-counts"
 exit $status

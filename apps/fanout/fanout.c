@@ -7,11 +7,13 @@
  * n=10 against /sleep?ms=100 takes about 100 ms, not a second. The target is
  * this server's own /sleep?ms=100 unless one is given:
  *
- *   /fanout?n=20&host=example.com&port=80&path=/      (path percent-encoded
- *                                                      if it has '?' or '&')
+ *   /fanout?n=20&host=example.com&port=80&path=/      ('&' in the path
+ *                                                      written as %26)
  *   COSERVE_FANOUT_TARGET=host:port/path              (the default target)
  *
- * A demo: it fetches whatever host it is told to, so do not expose it.
+ * "bytes" counts the body as received (chunk framing included). A demo: it
+ * fetches whatever host it is told to, so do not expose it; a request from a
+ * fanout (its User-Agent) gets 508, so fanout cannot call itself.
  *
  * The children share one heap record with a reference count instead of the
  * handler's stack: if the handler stops waiting (it is cancelled), children

@@ -2,8 +2,8 @@
  * app.h - turning a folder of .so files into the http layer's router.
  *
  * loader.c opens every NAME.so of a folder (RTLD_NOW | RTLD_LOCAL), checks
- * its descriptor and mount, and runs its init; a module that fails any of
- * these is refused with one log line naming the file and the reason, and the
+ * its descriptor and mount, and (once the worker's hub runs) its init; a
+ * module that fails any of these is refused with one log line naming the file and the reason, and the
  * others keep serving. router.c picks an app by longest mount prefix.
  */
 #ifndef COSERVE_APP_APP_H
@@ -30,11 +30,20 @@ struct app_table {
     size_t count;
 };
 
-/* Loads and initialises every .so in dir (in name order). Returns how many
- * were refused, or -1 with errno if dir cannot be read. */
+/* Loads every .so in dir (in name order) and checks its descriptor and
+ * mount. Returns how many were refused, or -1 with errno if dir cannot be
+ * read. */
 int app__load_dir(struct app_table *table, const char *dir);
 
-/* Runs every fini (in reverse order) and closes the modules. */
+/* Runs each app's init, in the worker's hub (inside a coroutine, so init
+ * may use the cooperative API); an app whose init fails is refused and
+ * dropped. Returns how many were refused. */
+int app__init_all(struct app_table *table);
+
+/* Runs every fini, in reverse order, in the hub. */
+void app__fini_all(struct app_table *table);
+
+/* Runs fini where not yet done and closes the modules. */
 void app__unload_all(struct app_table *table);
 
 /* The http router: the app whose mount is the longest prefix of path (on a

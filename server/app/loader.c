@@ -126,19 +126,8 @@ int app__load_dir(struct app_table *table, const char *dir)
             continue;
         }
         app->file = strdup(path);
-        if (app->desc->init && app->desc->init() != 0) {
-            log_error("app %s refused: its init failed", path);
-            dlclose(app->dl);
-            free(app->file);
-            refused++;
-            free(names[i]);
-            continue;
-        }
-        app->initialized = 1;
         app->route.name = app->desc->name ? app->desc->name : names[i];
         app->route.handler = app->desc->handler;
-        log_info("app %s: %s mounted at %s", app->route.name, path,
-                 app->mount[0] ? app->mount : "/");
         table->count++;
         free(names[i]);
     }
@@ -149,12 +138,47 @@ int app__load_dir(struct app_table *table, const char *dir)
     return refused;
 }
 
-void app__unload_all(struct app_table *table)
+int app__init_all(struct app_table *table)
+{
+    int refused = 0;
+    size_t kept = 0;
+    for (size_t i = 0; i < table->count; i++) {
+        struct app *app = &table->apps[i];
+        if (app->desc->init && app->desc->init() != 0) {
+            log_error("app %s refused: its init failed", app->file);
+            dlclose(app->dl);
+            free(app->file);
+            refused++;
+            continue;
+        }
+        app->initialized = 1;
+        log_info("app %s: %s mounted at %s", app->route.name, app->file,
+                 app->mount[0] ? app->mount : "/");
+        if (kept != i) {
+            table->apps[kept] = *app;
+            table->apps[kept].route.mount = table->apps[kept].mount;
+        }
+        kept++;
+    }
+    table->count = kept;
+    return refused;
+}
+
+void app__fini_all(struct app_table *table)
 {
     for (size_t i = table->count; i-- > 0;) {
         struct app *app = &table->apps[i];
         if (app->initialized && app->desc->fini)
             app->desc->fini();
+        app->initialized = 0;
+    }
+}
+
+void app__unload_all(struct app_table *table)
+{
+    app__fini_all(table);
+    for (size_t i = table->count; i-- > 0;) {
+        struct app *app = &table->apps[i];
         dlclose(app->dl);
         free(app->file);
     }

@@ -56,6 +56,10 @@ struct http_config {
     void *route_ctx;
     const struct http_route *fallback; /* static files: when route says none */
     FILE *access_log;            /* NULL: off */
+    /* Run in the hub's main coroutine: before accepting, after draining. */
+    void (*on_start)(void *ctx);
+    void (*on_stop)(void *ctx);
+    void *hooks_ctx;
 };
 
 /* One header line: slices of the connection's buffer, NUL-terminated in

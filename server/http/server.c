@@ -212,6 +212,8 @@ static void *server_main(void *arg)
     struct server_main *m = arg;
     struct http_server *srv = m->srv;
     struct ev_loop *loop = srv->hub->loop;
+    if (srv->cfg.on_start)
+        srv->cfg.on_start(srv->cfg.hooks_ctx);
     ev_io_init(&srv->accept_io, server_accept_cb, srv->listen_fd, EV_READ);
     ev_io_start(loop, &srv->accept_io);
     srv->accepting = 1;
@@ -257,6 +259,8 @@ static void *server_main(void *arg)
     co_event_free(srv->idle_event);
     srv->idle_event = NULL;
     accesslog__flush(srv);
+    if (srv->cfg.on_stop)
+        srv->cfg.on_stop(srv->cfg.hooks_ctx);
     return NULL;
 }
 

@@ -334,7 +334,7 @@ int main(int argc, char **argv)
         }
     }
     n_switch = iters(10000000);
-    n_swapctx = iters(2000000);
+    n_swapctx = iters(500000);
     n_spawn = iters(1000000);
     n_pthread = iters(20000);
     n_offload = iters(100000);

@@ -1,0 +1,429 @@
+#!/bin/sh
+# HTTP benchmark: coserve vs nginx on GET /hello ("Hello, World!\n").
+#
+#   sh tests/bench/bench_http.sh        (what `make bench` runs)
+#
+# One server under load at a time, pinned to core 0; wrk pinned to core 1.
+# Scenarios: 100 and 1,000 keep-alive connections, and 100 connections
+# pipelining 16 requests per write. For each: req/s, p50/p99 latency, and the
+# server's CPU time (utime+stime of all its processes) per completed request.
+# Then idle keep-alive memory: RSS growth per connection with 10,000 idle
+# keep-alive connections open. Results also go to build/bench/http.txt.
+#
+# Environment knobs: BENCH_DURATION (10s), BENCH_IDLE_CONNS (10000).
+# Needs: wrk, nginx, python3, taskset, curl; 2+ cores.
+set -u
+
+cd "$(dirname "$0")/../.." || exit 1
+ROOT=$(pwd)
+COSERVE=$ROOT/build/coserve
+APPS=$ROOT/build/apps
+WWW=$ROOT/www
+OUT=$ROOT/build/bench/http.txt
+DUR=${BENCH_DURATION:-10s}
+IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
+SERVER_CPU=0
+CLIENT_CPU=1
+
+for tool in wrk nginx python3 taskset curl awk; do
+    command -v "$tool" >/dev/null 2>&1 || {
+        echo "bench_http: $tool not found" >&2
+        exit 1
+    }
+done
+[ -x "$COSERVE" ] || { echo "bench_http: $COSERVE missing (make build/coserve apps)" >&2; exit 1; }
+[ -f "$APPS/hello.so" ] || { echo "bench_http: $APPS/hello.so missing (make apps)" >&2; exit 1; }
+if [ "$(nproc)" -lt 2 ]; then
+    echo "bench_http: needs 2 cores (server on core 0, wrk on core 1)" >&2
+    exit 1
+fi
+
+# File descriptors: 65536 if allowed, else whatever the hard limit is.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
+NOFILE=$(ulimit -n)
+
+T=$(mktemp -d /tmp/bench_http.XXXXXX)
+SPID= NGPID= CLPID=
+cleanup() {
+    for p in $CLPID $SPID; do
+        kill "$p" 2>/dev/null
+    done
+    # nginx: TERM the master; it takes its worker with it.
+    [ -n "$NGPID" ] && kill "$NGPID" 2>/dev/null
+    for p in $CLPID $SPID $NGPID; do
+        i=0
+        while kill -0 "$p" 2>/dev/null && [ $i -lt 50 ]; do
+            sleep 0.1
+            i=$((i + 1))
+        done
+        kill -9 "$p" 2>/dev/null
+    done
+    rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+mkdir -p "$ROOT/build/bench"
+: >"$T/report"
+say() { printf '%s\n' "$*" | tee -a "$T/report"; }
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# $1 = port, $2 = pid; waits until /hello answers 200.
+wait_up() {
+    i=0
+    while [ $i -lt 100 ]; do
+        kill -0 "$2" 2>/dev/null || return 1
+        c=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/hello" 2>/dev/null)
+        [ "$c" = 200 ] && return 0
+        sleep 0.1
+        i=$((i + 1))
+    done
+    return 1
+}
+
+# The server's processes: coserve is one process (threads are counted in
+# its /proc/PID/stat); nginx is the master plus its workers.
+server_pids() { # $1 = main pid
+    echo "$1"
+    for c in $(cat /proc/"$1"/task/*/children 2>/dev/null); do echo "$c"; done
+}
+
+cpu_ticks() { # $1 = main pid -> utime+stime of all its processes, in ticks
+    for p in $(server_pids "$1"); do
+        # Strip "pid (comm) " so field numbering does not depend on comm.
+        sed 's/^.*) //' /proc/"$p"/stat 2>/dev/null
+    done | awk '{ s += $12 + $13 } END { print s + 0 }'
+}
+
+rss_kib() { # $1 = main pid -> VmRSS of all its processes, KiB
+    for p in $(server_pids "$1"); do
+        cat /proc/"$p"/status 2>/dev/null
+    done | awk '/^VmRSS:/ { s += $2 } END { print s + 0 }'
+}
+
+CLK_TCK=$(getconf CLK_TCK)
+
+# ---------------------------------------------------------------- servers
+
+COSERVE_CMD="taskset -c $SERVER_CPU $COSERVE --listen 127.0.0.1:\$PORT --apps $APPS --www $WWW --access-log off --log-level warn --max-connections $((IDLE_CONNS + 1000))"
+
+start_coserve() { # $1 = port, $2 = stderr file
+    taskset -c $SERVER_CPU "$COSERVE" --listen "127.0.0.1:$1" --apps "$APPS" \
+        --www "$WWW" --access-log off --log-level warn \
+        --max-connections $((IDLE_CONNS + 1000)) 2>>"$2" &
+    SPID=$!
+    wait_up "$1" "$SPID" || { echo "bench_http: coserve did not start:" >&2; cat "$2" >&2; exit 1; }
+}
+
+stop_coserve() {
+    kill "$SPID" 2>/dev/null
+    i=0
+    while kill -0 "$SPID" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    kill -9 "$SPID" 2>/dev/null
+    wait "$SPID" 2>/dev/null
+    SPID=
+}
+
+NGINX_CMD="taskset -c $SERVER_CPU nginx -e $T/nginx/error.log -p $T/nginx -c $T/nginx/nginx.conf"
+
+start_nginx() { # $1 = port
+    rm -rf "$T/nginx"
+    mkdir -p "$T/nginx"
+    worker_conns=$((IDLE_CONNS + 1000))
+    cat >"$T/nginx/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+master_process on;
+pid $T/nginx/nginx.pid;
+error_log $T/nginx/error.log warn;
+worker_rlimit_nofile $NOFILE;
+events {
+    worker_connections $worker_conns;
+}
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    default_type text/plain;
+    client_body_temp_path $T/nginx/body;
+    proxy_temp_path $T/nginx/proxy;
+    fastcgi_temp_path $T/nginx/fastcgi;
+    uwsgi_temp_path $T/nginx/uwsgi;
+    scgi_temp_path $T/nginx/scgi;
+    server {
+        listen 127.0.0.1:$1;
+        location = /hello {
+            return 200 "Hello, World!\n";
+        }
+    }
+}
+EOF
+    taskset -c $SERVER_CPU nginx -e "$T/nginx/error.log" -p "$T/nginx" \
+        -c "$T/nginx/nginx.conf" 2>>"$T/nginx.stderr" &
+    NGPID=$!
+    wait_up "$1" "$NGPID" || {
+        echo "bench_http: nginx did not start:" >&2
+        cat "$T/nginx.stderr" "$T/nginx/error.log" >&2 2>/dev/null
+        exit 1
+    }
+    # The worker forks a moment after the master listens; wait for it.
+    i=0
+    while [ -z "$(cat /proc/"$NGPID"/task/*/children 2>/dev/null)" ] && [ $i -lt 50 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+}
+
+stop_nginx() {
+    kill -QUIT "$NGPID" 2>/dev/null
+    i=0
+    while kill -0 "$NGPID" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    kill -9 "$NGPID" 2>/dev/null
+    wait "$NGPID" 2>/dev/null
+    NGPID=
+}
+
+# ---------------------------------------------------------------- wrk
+
+cat >"$T/pipeline.lua" <<'EOF'
+-- 16 pipelined GETs per write; wrk counts each response.
+init = function(args)
+    local r = {}
+    for i = 1, 16 do
+        r[i] = wrk.format(nil, wrk.path)
+    end
+    req = table.concat(r)
+end
+
+request = function()
+    return req
+end
+EOF
+
+# Scenario table: name, connections, extra wrk args.
+SCENARIOS="c100:100: c1000:1000: c100-pipelined16:100:-s $T/pipeline.lua"
+
+wrk_cmd() { # $1 = conns, $2 = extra, $3 = url
+    echo "taskset -c $CLIENT_CPU wrk -t1 -c$1 -d$DUR --latency $2${2:+ }$3"
+}
+
+# $1 = server label, $2 = main pid, $3 = url. Writes $T/res.<label>.<scenario>
+# as "rps p50 p99 cpu_us_per_req requests errors".
+run_all() {
+    label=$1 pid=$2 url=$3
+    # Warm-up (not measured).
+    taskset -c $CLIENT_CPU wrk -t1 -c100 -d1s "$url" >/dev/null 2>&1
+    old_ifs=$IFS
+    for sc in $SCENARIOS; do
+        IFS=:
+        set -- $sc
+        IFS=$old_ifs
+        name=$1 conns=$2 extra=$3
+        before=$(cpu_ticks "$pid")
+        # shellcheck disable=SC2086
+        taskset -c $CLIENT_CPU wrk -t1 -c"$conns" -d"$DUR" --latency $extra "$url" \
+            >"$T/wrk.$label.$name" 2>&1
+        after=$(cpu_ticks "$pid")
+        alive=yes
+        kill -0 "$pid" 2>/dev/null || alive=DEAD
+        awk -v b="$before" -v a="$after" -v hz="$CLK_TCK" -v alive="$alive" '
+            / requests in / { n = $1 }
+            /^Requests\/sec:/ { rps = $2 }
+            /^ +50%/ { p50 = $2 }
+            /^ +99%/ { p99 = $2 }
+            /Socket errors:/ { sub(/^ *Socket errors: */, ""); gsub(/ /, ""); err = err $0 ";" }
+            /Non-2xx or 3xx/ { err = err "non2xx=" $NF ";" }
+            END {
+                if (alive != "yes") err = err "server-died;"
+                if (err == "") err = "-"
+                cpu = (n > 0) ? (a - b) * 1e6 / hz / n : 0
+                printf "%s %s %s %.2f %d %s\n", rps + 0, p50 ? p50 : "-", p99 ? p99 : "-", cpu, n, err
+            }' "$T/wrk.$label.$name" >"$T/res.$label.$name"
+        printf '  %-8s %-17s %s\n' "$label" "$name" "$(cat "$T/res.$label.$name")" >&2
+        [ "$alive" = yes ] || return 1
+    done
+}
+
+# ---------------------------------------------------------------- idle memory
+
+cat >"$T/idle.py" <<'EOF'
+# Open N keep-alive connections, one GET /hello on each, read the response,
+# keep them all open; write the count to READY, then sleep until killed.
+import socket, sys, time
+host, port, n, ready = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+req = b"GET /hello HTTP/1.1\r\nHost: bench\r\nConnection: keep-alive\r\n\r\n"
+socks = []
+for i in range(n):
+    s = socket.create_connection((host, port), timeout=10)
+    s.sendall(req)
+    buf = b""
+    while True:
+        d = s.recv(4096)
+        if not d:
+            sys.exit("idle.py: connection %d closed early" % i)
+        buf += d
+        h = buf.find(b"\r\n\r\n")
+        if h < 0:
+            continue
+        cl = 0
+        for line in buf[:h].split(b"\r\n")[1:]:
+            k, _, v = line.partition(b":")
+            if k.strip().lower() == b"content-length":
+                cl = int(v)
+        if len(buf) >= h + 4 + cl:
+            break
+    if not buf.startswith(b"HTTP/1.1 200"):
+        sys.exit("idle.py: connection %d got %r" % (i, buf[:40]))
+    socks.append(s)
+with open(ready + ".tmp", "w") as f:
+    f.write(str(len(socks)))
+import os
+os.rename(ready + ".tmp", ready)
+while True:
+    time.sleep(3600)
+EOF
+
+# $1 = label, $2 = main pid, $3 = port -> "before_kib after_kib kib_per_conn"
+idle_mem() {
+    label=$1 pid=$2 port=$3
+    rm -f "$T/ready"
+    sleep 0.3
+    before=$(rss_kib "$pid")
+    taskset -c $CLIENT_CPU python3 "$T/idle.py" 127.0.0.1 "$port" "$IDLE_CONNS" "$T/ready" \
+        2>"$T/idle.$label.err" &
+    CLPID=$!
+    i=0
+    while [ ! -f "$T/ready" ] && kill -0 "$CLPID" 2>/dev/null && [ $i -lt 600 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    if [ ! -f "$T/ready" ]; then
+        echo "bench_http: idle client against $label failed: $(cat "$T/idle.$label.err")" >&2
+        kill "$CLPID" 2>/dev/null
+        wait "$CLPID" 2>/dev/null
+        CLPID=
+        echo "- - -"
+        return 1
+    fi
+    sleep 0.5
+    after=$(rss_kib "$pid")
+    kill "$CLPID" 2>/dev/null
+    wait "$CLPID" 2>/dev/null
+    CLPID=
+    awk -v b="$before" -v a="$after" -v n="$IDLE_CONNS" \
+        'BEGIN { printf "%d %d %.2f\n", b, a, (a - b) / n }'
+}
+
+# ---------------------------------------------------------------- run
+
+say "coserve HTTP benchmark — $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+say "machine: nproc=$(nproc) arch=$(uname -m) kernel=$(uname -r) cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+say "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)  (other load on the box skews results)"
+say "open-file limit: $NOFILE; CPU time from /proc/PID/stat utime+stime, CLK_TCK=$CLK_TCK"
+say ""
+say "commands:"
+say "  coserve: $COSERVE_CMD"
+say "  nginx:   $NGINX_CMD   (1 worker, access_log off, keepalive_requests 1000000, worker_connections $((IDLE_CONNS + 1000)), worker_rlimit_nofile $NOFILE)"
+for sc in $SCENARIOS; do
+    name=${sc%%:*}
+    rest=${sc#*:}
+    conns=${rest%%:*}
+    extra=${rest#*:}
+    say "  $(printf '%-17s' "$name") $(wrk_cmd "$conns" "$extra" "http://127.0.0.1:\$PORT/hello")"
+done
+say "  pipeline.lua: init builds 16 x wrk.format(nil, wrk.path) concatenated; request() returns them"
+say "  idle memory:  taskset -c $CLIENT_CPU python3 idle.py 127.0.0.1 \$PORT $IDLE_CONNS  (one keep-alive GET each, then all held open; RSS = VmRSS summed over the server's processes)"
+say ""
+
+CS_ERR=$T/coserve.stderr
+: >"$CS_ERR"
+
+echo "throughput runs ($DUR each):" >&2
+PORT=$(free_port)
+start_coserve "$PORT" "$CS_ERR"
+CS_RSS0=$(rss_kib "$SPID")
+run_all coserve "$SPID" "http://127.0.0.1:$PORT/hello"
+CS_ALIVE=$?
+CS_RSS1=$(rss_kib "$SPID")
+if [ $CS_ALIVE -eq 0 ]; then stop_coserve; else wait "$SPID" 2>/dev/null; CS_STATUS=$?; SPID=; fi
+
+PORT=$(free_port)
+start_nginx "$PORT"
+run_all nginx "$NGPID" "http://127.0.0.1:$PORT/hello"
+stop_nginx
+
+echo "idle keep-alive memory ($IDLE_CONNS connections):" >&2
+PORT=$(free_port)
+start_coserve "$PORT" "$CS_ERR"
+CS_MEM=$(idle_mem coserve "$SPID" "$PORT")
+echo "  coserve $CS_MEM" >&2
+kill -0 "$SPID" 2>/dev/null || CS_ALIVE=1
+stop_coserve
+
+PORT=$(free_port)
+start_nginx "$PORT"
+NG_MEM=$(idle_mem nginx "$NGPID" "$PORT")
+echo "  nginx   $NG_MEM" >&2
+stop_nginx
+
+# ---------------------------------------------------------------- table
+
+fmt="%-17s | %12s %12s %6s %-5s | %-17s | %-17s | %8s %8s %6s %-5s\n"
+{
+    printf "$fmt" scenario "coserve rq/s" "nginx rq/s" ratio "" "coserve p50/p99" "nginx p50/p99" \
+        "cs µs/rq" "ng µs/rq" "cpu" ""
+    printf "$fmt" "" "" "" ">=1.0" "" "" "" "" "" "<=1.0" "" | sed 's/[^|]/-/g'
+    for sc in $SCENARIOS; do
+        name=${sc%%:*}
+        cs=$(cat "$T/res.coserve.$name" 2>/dev/null || echo "0 - - 0 0 missing")
+        ng=$(cat "$T/res.nginx.$name" 2>/dev/null || echo "0 - - 0 0 missing")
+        echo "$name $cs $ng"
+    done | awk -v fmt="$fmt" '{
+        name = $1
+        crps = $2; cp50 = $3; cp99 = $4; ccpu = $5
+        nrps = $8; np50 = $9; np99 = $10; ncpu = $11
+        r = (nrps > 0) ? crps / nrps : 0
+        cr = (ncpu > 0) ? ccpu / ncpu : 0
+        printf fmt, name, sprintf("%.0f", crps), sprintf("%.0f", nrps), sprintf("%.2f", r),
+            (r >= 1.0 ? "PASS" : "MISS"), cp50 "/" cp99, np50 "/" np99,
+            sprintf("%.2f", ccpu), sprintf("%.2f", ncpu), sprintf("%.2f", cr),
+            (cr > 0 && cr <= 1.0 ? "PASS" : "MISS")
+    }'
+    echo
+    set -- $CS_MEM
+    cs_b=$1 cs_a=$2 cs_k=$3
+    set -- $NG_MEM
+    ng_b=$1 ng_a=$2 ng_k=$3
+    verdict=$(awk -v k="$cs_k" 'BEGIN { print (k != "-" && k + 0 <= 1.0) ? "PASS" : "MISS" }')
+    printf "idle keep-alive memory, %d connections (RSS before -> after, KiB per connection):\n" "$IDLE_CONNS"
+    printf "  coserve %8s -> %8s KiB  %7s KiB/conn   target <= 1.0  %s\n" "$cs_b" "$cs_a" "$cs_k" "$verdict"
+    printf "  nginx   %8s -> %8s KiB  %7s KiB/conn\n" "$ng_b" "$ng_a" "$ng_k"
+    echo
+    echo "coserve RSS around the throughput runs: $CS_RSS0 -> $CS_RSS1 KiB"
+    errs=""
+    for f in "$T"/res.*; do
+        e=$(awk '{ print $6 }' "$f")
+        [ "$e" = - ] || errs="$errs ${f##*/res.}:$e"
+    done
+    echo "wrk errors:${errs:- none}"
+    if [ "$CS_ALIVE" -ne 0 ]; then
+        echo "coserve: DIED during the run"
+    fi
+    if [ -s "$CS_ERR" ]; then
+        echo "coserve stderr ($(wc -l <"$CS_ERR") lines, first 10):"
+        head -n 10 "$CS_ERR" | sed 's/^/  /'
+    else
+        echo "coserve stderr: empty"
+    fi
+    if [ -s "$T/nginx/error.log" ] || [ -s "$T/nginx.stderr" ]; then
+        echo "nginx error log (last run, first 5):"
+        cat "$T/nginx.stderr" "$T/nginx/error.log" 2>/dev/null | head -n 5 | sed 's/^/  /'
+    fi
+} >"$T/table"
+
+say "results:"
+tee -a "$T/report" <"$T/table"
+cp "$T/report" "$OUT"
+echo "(written to ${OUT#"$ROOT"/})"
