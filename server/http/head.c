@@ -150,6 +150,18 @@ static char *head_decode_path(co_request_t *req, const char *raw, size_t len)
     return out;
 }
 
+/* "/./" and "/../" (also at the end) after decoding: clients normalise them
+ * away, so one here is an attempt to climb out of a mount or a folder. */
+static int head_has_dot_segment(const char *path)
+{
+    for (const char *p = path; (p = strchr(p, '/')); p++) {
+        size_t dots = strspn(p + 1, ".");
+        if ((dots == 1 || dots == 2) && (p[1 + dots] == '/' || !p[1 + dots]))
+            return 1;
+    }
+    return 0;
+}
+
 /* Everything llhttp accepted but we must not: see the file comment. */
 static int head_validate(co_request_t *req)
 {
@@ -256,6 +268,8 @@ static int head_finish(co_request_t *req)
     req->path = head_decode_path(req, req->target, path_len);
     if (!req->path)
         HEAD_FAIL(req, 400, "malformed percent-encoding or NUL in path");
+    if (head_has_dot_segment(req->path))
+        HEAD_FAIL(req, 400, "dot segment in path");
     req->keep_alive = llhttp_should_keep_alive(p);
     const char *expect = co_req_header(req, "expect");
     req->expect_continue = 0;

@@ -214,13 +214,15 @@ invalid:
 static int response_stream(co_request_t *req, const void *buf, size_t n)
 {
     struct co_response *res = &req->res;
-    if (n == 0 || res->head_only || response_no_body(res->status))
+    if (n == 0)
         return 0;
     if (res->has_length && res->sent + n > res->length) {
         errno = EMSGSIZE;
         return -1;
     }
-    res->sent += n;
+    res->sent += n; /* for HEAD: what GET would have sent */
+    if (res->head_only || response_no_body(res->status))
+        return 0;
     if (!res->chunked) {
         struct iovec iov = {(void *)buf, n};
         return response__write(req, &iov, 1);
@@ -295,8 +297,10 @@ int co_res_sendfile(co_response_t *res, int fd, off_t offset, size_t len)
     }
     if (!res->started && response_commit(req) < 0)
         return -1;
-    if (res->head_only || len == 0)
+    if (res->head_only || len == 0) {
+        res->sent += len;
         return 0;
+    }
     if (res->chunked) { /* a file in the middle of a streamed body */
         char buf[16384];
         while (len) {
@@ -347,7 +351,8 @@ int response__finish(co_request_t *req)
     if (res->failed)
         return -1;
     if (!res->started) {
-        if (res->has_length && res->out_len != res->length) {
+        if (res->has_length && res->out_len != res->length &&
+            !res->head_only && !response_no_body(res->status)) {
             /* The app promised more than it wrote: send what we have and
              * close, so the client sees a short body, not a hang. */
             req->keep_alive = 0;
@@ -362,7 +367,9 @@ int response__finish(co_request_t *req)
         struct iovec end = {"0\r\n\r\n", 5};
         return response__write(req, &end, 1);
     }
-    if (res->has_length && res->sent != res->length)
+    /* a short body: the client would wait for the rest, so close */
+    if (res->has_length && res->sent != res->length &&
+        !response_no_body(res->status))
         req->keep_alive = 0;
     return 0;
 }

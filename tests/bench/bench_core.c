@@ -336,9 +336,9 @@ int main(int argc, char **argv)
     n_switch = iters(10000000);
     n_swapctx = iters(500000);
     n_spawn = iters(1000000);
-    n_pthread = iters(20000);
-    n_offload = iters(100000);
-    n_condvar = iters(100000);
+    n_pthread = iters(10000);
+    n_offload = iters(50000);
+    n_condvar = iters(50000);
 
     struct utsname u;
     uname(&u);

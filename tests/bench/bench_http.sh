@@ -88,7 +88,7 @@ wait_up() {
 # its /proc/PID/stat); nginx is the master plus its workers.
 server_pids() { # $1 = main pid
     echo "$1"
-    for c in $(cat /proc/"$1"/task/*/children 2>/dev/null); do echo "$c"; done
+    pgrep -P "$1"
 }
 
 cpu_ticks() { # $1 = main pid -> utime+stime of all its processes, in ticks
@@ -170,7 +170,7 @@ EOF
     }
     # The worker forks a moment after the master listens; wait for it.
     i=0
-    while [ -z "$(cat /proc/"$NGPID"/task/*/children 2>/dev/null)" ] && [ $i -lt 50 ]; do
+    while [ -z "$(pgrep -P "$NGPID")" ] && [ $i -lt 50 ]; do
         sleep 0.1
         i=$((i + 1))
     done
@@ -202,8 +202,12 @@ request = function()
 end
 EOF
 
-# Scenario table: name, connections, extra wrk args.
-SCENARIOS="c100:100: c1000:1000: c100-pipelined16:100:-s $T/pipeline.lua"
+# Scenarios: name:connections[:pipe]; "pipe" adds the pipelining script.
+SCENARIOS="c100:100 c1000:1000 c100-pipelined16:100:pipe"
+
+sc_extra() { # $1 = pipe or empty -> extra wrk args
+    if [ "${1:-}" = pipe ]; then echo "-s $T/pipeline.lua"; fi
+}
 
 wrk_cmd() { # $1 = conns, $2 = extra, $3 = url
     echo "taskset -c $CLIENT_CPU wrk -t1 -c$1 -d$DUR --latency $2${2:+ }$3"
@@ -220,7 +224,7 @@ run_all() {
         IFS=:
         set -- $sc
         IFS=$old_ifs
-        name=$1 conns=$2 extra=$3
+        name=$1 conns=$2 extra=$(sc_extra "${3:-}")
         before=$(cpu_ticks "$pid")
         # shellcheck disable=SC2086
         taskset -c $CLIENT_CPU wrk -t1 -c"$conns" -d"$DUR" --latency $extra "$url" \
@@ -285,7 +289,8 @@ while True:
     time.sleep(3600)
 EOF
 
-# $1 = label, $2 = main pid, $3 = port -> "before_kib after_kib kib_per_conn"
+# $1 = label, $2 = main pid, $3 = port; writes "before_kib after_kib
+# kib_per_conn" to $T/mem.$1 (not a $(...) subshell: CLPID must reach the trap).
 idle_mem() {
     label=$1 pid=$2 port=$3
     rm -f "$T/ready"
@@ -304,7 +309,7 @@ idle_mem() {
         kill "$CLPID" 2>/dev/null
         wait "$CLPID" 2>/dev/null
         CLPID=
-        echo "- - -"
+        echo "- - -" >"$T/mem.$label"
         return 1
     fi
     sleep 0.5
@@ -313,7 +318,7 @@ idle_mem() {
     wait "$CLPID" 2>/dev/null
     CLPID=
     awk -v b="$before" -v a="$after" -v n="$IDLE_CONNS" \
-        'BEGIN { printf "%d %d %.2f\n", b, a, (a - b) / n }'
+        'BEGIN { printf "%d %d %.2f\n", b, a, (a - b) / n }' >"$T/mem.$label"
 }
 
 # ---------------------------------------------------------------- run
@@ -327,10 +332,11 @@ say "commands:"
 say "  coserve: $COSERVE_CMD"
 say "  nginx:   $NGINX_CMD   (1 worker, access_log off, keepalive_requests 1000000, worker_connections $((IDLE_CONNS + 1000)), worker_rlimit_nofile $NOFILE)"
 for sc in $SCENARIOS; do
-    name=${sc%%:*}
-    rest=${sc#*:}
-    conns=${rest%%:*}
-    extra=${rest#*:}
+    old_ifs=$IFS
+    IFS=:
+    set -- $sc
+    IFS=$old_ifs
+    name=$1 conns=$2 extra=$(sc_extra "${3:-}")
     say "  $(printf '%-17s' "$name") $(wrk_cmd "$conns" "$extra" "http://127.0.0.1:\$PORT/hello")"
 done
 say "  pipeline.lua: init builds 16 x wrk.format(nil, wrk.path) concatenated; request() returns them"
@@ -357,14 +363,16 @@ stop_nginx
 echo "idle keep-alive memory ($IDLE_CONNS connections):" >&2
 PORT=$(free_port)
 start_coserve "$PORT" "$CS_ERR"
-CS_MEM=$(idle_mem coserve "$SPID" "$PORT")
+idle_mem coserve "$SPID" "$PORT"
+CS_MEM=$(cat "$T/mem.coserve")
 echo "  coserve $CS_MEM" >&2
 kill -0 "$SPID" 2>/dev/null || CS_ALIVE=1
 stop_coserve
 
 PORT=$(free_port)
 start_nginx "$PORT"
-NG_MEM=$(idle_mem nginx "$NGPID" "$PORT")
+idle_mem nginx "$NGPID" "$PORT"
+NG_MEM=$(cat "$T/mem.nginx")
 echo "  nginx   $NG_MEM" >&2
 stop_nginx
 
@@ -372,9 +380,10 @@ stop_nginx
 
 fmt="%-17s | %12s %12s %6s %-5s | %-17s | %-17s | %8s %8s %6s %-5s\n"
 {
+    # (µs is two bytes: pad those headers by hand)
     printf "$fmt" scenario "coserve rq/s" "nginx rq/s" ratio "" "coserve p50/p99" "nginx p50/p99" \
-        "cs µs/rq" "ng µs/rq" "cpu" ""
-    printf "$fmt" "" "" "" ">=1.0" "" "" "" "" "" "<=1.0" "" | sed 's/[^|]/-/g'
+        "cs µs/req" "ng µs/req" "cpu" ""
+    printf "$fmt" "" "" "" "" "" "" "" "" "" "ratio" "" | sed 's/[^|]/-/g'
     for sc in $SCENARIOS; do
         name=${sc%%:*}
         cs=$(cat "$T/res.coserve.$name" 2>/dev/null || echo "0 - - 0 0 missing")
