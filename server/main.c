@@ -1,9 +1,12 @@
 /*
  * coserve's command line: parse flags, load apps, open the listener, serve.
  *
- * One worker process for now; pre-forking comes with the master (issue 5).
+ * main() parses flags and binds the listener; master.c forks the workers,
+ * and each worker (main_worker) loads the apps and serves with http/.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -17,6 +20,7 @@
 #include "core/stack.h"
 #include "http/server.h"
 #include "http/static.h"
+#include "master.h"
 
 static struct static_root main_www;
 static int main_have_www;
@@ -29,15 +33,87 @@ static int main_static(co_request_t *req, co_response_t *res)
 static const struct http_route main_static_route = {
     .name = "static", .mount = "", .handler = main_static};
 
-static void main_apps_start(void *table) { app__init_all(table); }
-static void main_apps_stop(void *table) { app__fini_all(table); }
+/* What the master hands each worker it forks. */
+struct main_worker_ctx {
+    struct http_config cfg;
+    const char *apps;
+    int listen_fd;
+    struct app_table table;
+    int ready_fd;
+};
+
+/* In the worker's hub, before it accepts: init the apps, then tell the
+ * master we serve (a reload retires the old workers only after this). */
+static void main_apps_start(void *arg)
+{
+    struct main_worker_ctx *w = arg;
+    app__init_all(&w->table);
+    if (w->ready_fd >= 0) {
+        ssize_t n = write(w->ready_fd, "1", 1);
+        (void)n;
+        close(w->ready_fd);
+        w->ready_fd = -1;
+    }
+}
+
+static void main_apps_stop(void *arg)
+{
+    struct main_worker_ctx *w = arg;
+    app__fini_all(&w->table);
+}
+
+static int main_worker(void *arg, int ready_fd, char *slot)
+{
+    struct main_worker_ctx *w = arg;
+    w->ready_fd = ready_fd;
+    w->cfg.status_slot = slot;
+    w->cfg.status_slot_size = MASTER_SLOT_SIZE;
+    /* Apps load here, in the worker, never in the master: a reload then
+     * picks up the .so files as they are now, and a crashing init takes
+     * down a worker, not the supervisor. */
+    if (app__load_dir(&w->table, w->apps) < 0)
+        log_warn("--apps %s: %s; serving no apps", w->apps, strerror(errno));
+    w->cfg.route = app__route;
+    w->cfg.route_ctx = &w->table;
+    w->cfg.on_start = main_apps_start;
+    w->cfg.on_stop = main_apps_stop;
+    w->cfg.hooks_ctx = w;
+    int rc = http__serve(&w->cfg, w->listen_fd);
+    app__unload_all(&w->table);
+    if (main_have_www)
+        static__close(&main_www);
+    if (w->cfg.access_log)
+        fflush(w->cfg.access_log);
+    return rc == 0 ? 0 : 1;
+}
+
+/* systemd socket activation: LISTEN_PID is us and LISTEN_FDS >= 1 means
+ * fd 3 is a listening socket made for us. Returns it, or -1. */
+static int main_socket_activation(void)
+{
+    const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+    if (!pid || !fds || atoi(pid) != (int)getpid() || atoi(fds) < 1)
+        return -1;
+    int fd = 3;
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    unsetenv("LISTEN_PID");
+    unsetenv("LISTEN_FDS");
+    unsetenv("LISTEN_FDNAMES");
+    return fd;
+}
 
 static void main_usage(FILE *out)
 {
     fprintf(out,
 "usage: coserve [options]\n"
 "\n"
-"  --listen HOST:PORT|unix:PATH  where to listen (127.0.0.1:8080)\n"
+"  --listen HOST:PORT|unix:PATH  where to listen (127.0.0.1:8080; systemd\n"
+"                              socket activation, LISTEN_FDS, wins)\n"
+"  --socket-mode MODE          permissions of a unix socket (0660)\n"
+"  --workers N                 worker processes (one per core)\n"
+"  --forwarded-allow-ips LIST  peers whose X-Forwarded-For/-Proto are\n"
+"                              believed (127.0.0.1,::1,unix; * = all)\n"
 "  --apps DIR                  load every .so in DIR (build/apps)\n"
 "  --www DIR                   static files (www); 'off' serves none\n"
 "  --access-log FILE|-|off     combined log + request time (-: stdout)\n"
@@ -55,6 +131,10 @@ static void main_usage(FILE *out)
 "  --graceful-timeout T        in-flight requests get T at SIGTERM (30s)\n"
 "  --max-connections N         open connections; more wait in the backlog\n"
 "                              (10000)\n"
+"  --request-timeout T         a handler running longer is cancelled; the\n"
+"                              client gets 504 if nothing was sent (off)\n"
+"  --max-requests N            a worker is recycled after N requests (off)\n"
+"  --max-requests-jitter N     plus a random 0..N per worker (0)\n"
 "  --stack-size N              coroutine stack size (256K)\n"
 "  --offload-threads N         blocking-work thread pool (4)\n"
 "  --help                      this text\n");
@@ -98,7 +178,8 @@ static int main_time(const char *s, int64_t *ms)
 enum {
     OPT_LISTEN = 256, OPT_APPS, OPT_WWW, OPT_ACCESS, OPT_LEVEL, OPT_URL,
     OPT_HEAD, OPT_HEADERS, OPT_BODY, OPT_HTO, OPT_BTO, OPT_KTO, OPT_WTO,
-    OPT_GRACE, OPT_CONNS, OPT_STACK, OPT_OFFLOAD
+    OPT_GRACE, OPT_RTO, OPT_CONNS, OPT_STACK, OPT_OFFLOAD, OPT_WORKERS,
+    OPT_MODE, OPT_FWD, OPT_MAXREQ, OPT_JITTER
 };
 
 static const struct option main_options[] = {
@@ -116,6 +197,12 @@ static const struct option main_options[] = {
     {"keepalive-timeout", required_argument, 0, OPT_KTO},
     {"write-timeout", required_argument, 0, OPT_WTO},
     {"graceful-timeout", required_argument, 0, OPT_GRACE},
+    {"request-timeout", required_argument, 0, OPT_RTO},
+    {"workers", required_argument, 0, OPT_WORKERS},
+    {"socket-mode", required_argument, 0, OPT_MODE},
+    {"forwarded-allow-ips", required_argument, 0, OPT_FWD},
+    {"max-requests", required_argument, 0, OPT_MAXREQ},
+    {"max-requests-jitter", required_argument, 0, OPT_JITTER},
     {"max-connections", required_argument, 0, OPT_CONNS},
     {"stack-size", required_argument, 0, OPT_STACK},
     {"offload-threads", required_argument, 0, OPT_OFFLOAD},
@@ -152,6 +239,9 @@ int main(int argc, char **argv)
     http__config_defaults(&cfg);
     int opt;
     uint64_t v;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned workers = ncpu > 0 ? (unsigned)ncpu : 1;
+    int socket_mode = 0660;
     while ((opt = getopt_long(argc, argv, "h", main_options, NULL)) != -1) {
         switch (opt) {
         case OPT_LISTEN: listen_spec = optarg; break;
@@ -192,17 +282,44 @@ int main(int argc, char **argv)
         case OPT_BTO:
         case OPT_KTO:
         case OPT_WTO:
-        case OPT_GRACE: {
+        case OPT_GRACE:
+        case OPT_RTO: {
             int64_t ms;
             if (main_time(optarg, &ms))
                 MAIN_BAD("%s: '%s' is not a duration like 10s or 500ms",
                          argv[optind - 2], optarg);
             int64_t *slot[] = {&cfg.header_timeout_ms, &cfg.body_timeout_ms,
                                &cfg.keepalive_timeout_ms,
-                               &cfg.write_timeout_ms, &cfg.grace_ms};
+                               &cfg.write_timeout_ms, &cfg.grace_ms,
+                               &cfg.request_timeout_ms};
             *slot[opt - OPT_HTO] = ms;
             break;
         }
+        case OPT_WORKERS:
+            if (main_size(optarg, &v) || v < 1 || v > 256)
+                MAIN_BAD("--workers: want 1..256, not '%s'", optarg);
+            workers = (unsigned)v;
+            break;
+        case OPT_MODE: {
+            char *end;
+            long mode = strtol(optarg, &end, 8);
+            if (*end || mode < 0 || mode > 0777)
+                MAIN_BAD("--socket-mode: '%s' is not an octal mode", optarg);
+            socket_mode = (int)mode;
+            break;
+        }
+        case OPT_FWD:
+            if (forwarded__parse(&cfg, optarg) < 0)
+                MAIN_BAD("--forwarded-allow-ips: cannot parse '%s' (want "
+                         "addresses, CIDR networks, unix or *)", optarg);
+            break;
+        case OPT_MAXREQ:
+        case OPT_JITTER:
+            if (main_size(optarg, &v))
+                MAIN_BAD("%s: '%s' is not a count", argv[optind - 2], optarg);
+            *(opt == OPT_MAXREQ ? &cfg.max_requests
+                                : &cfg.max_requests_jitter) = v;
+            break;
         case OPT_CONNS:
             if (main_size(optarg, &v) || v < 1 || v > 1000000)
                 MAIN_BAD("--max-connections: want 1..1000000, not '%s'",
@@ -230,12 +347,15 @@ int main(int argc, char **argv)
     if (cfg.max_url > cfg.max_head)
         cfg.max_url = cfg.max_head;
 
-    if (strcmp(access, "off") == 0)
+    if (strcmp(access, "off") == 0) {
         cfg.access_log = NULL;
-    else if (strcmp(access, "-") == 0)
+    } else if (strcmp(access, "-") == 0) {
         cfg.access_log = stdout;
-    else if (!(cfg.access_log = fopen(access, "a")))
-        MAIN_BAD("--access-log %s: %s", access, strerror(errno));
+    } else {
+        if (!(cfg.access_log = fopen(access, "a")))
+            MAIN_BAD("--access-log %s: %s", access, strerror(errno));
+        cfg.access_log_path = access;
+    }
 
     if (strcmp(www, "off") != 0) {
         if (static__open(&main_www, www) < 0)
@@ -243,27 +363,38 @@ int main(int argc, char **argv)
         main_have_www = 1;
         cfg.fallback = &main_static_route;
     }
-    struct app_table table = {0};
-    int refused = app__load_dir(&table, apps);
-    if (refused < 0)
-        log_warn("--apps %s: %s; serving no apps", apps, strerror(errno));
-    cfg.route = app__route;
-    cfg.route_ctx = &table;
-    cfg.on_start = main_apps_start;
-    cfg.on_stop = main_apps_stop;
-    cfg.hooks_ctx = &table;
 
     char err[512];
-    int fd = http__listen(listen_spec, err, sizeof err);
-    if (fd < 0)
-        MAIN_BAD("%s", err);
+    int fd = main_socket_activation();
+    if (fd < 0) {
+        fd = http__listen(listen_spec, err, sizeof err);
+        if (fd < 0)
+            MAIN_BAD("%s", err);
+        if (strncmp(listen_spec, "unix:", 5) == 0 &&
+            chmod(listen_spec + 5, (mode_t)socket_mode) < 0)
+            MAIN_BAD("--socket-mode: chmod %s: %s", listen_spec + 5,
+                     strerror(errno));
+    }
     main_raise_nofile(cfg.max_conns);
-    int rc = http__serve(&cfg, fd);
-    app__unload_all(&table);
+    fflush(stdout);
+
+    static struct main_worker_ctx wctx;
+    wctx.cfg = cfg;
+    wctx.apps = apps;
+    wctx.listen_fd = fd;
+    wctx.ready_fd = -1;
+    struct master_config mcfg = {.workers = workers,
+                                 .graceful_ms = cfg.grace_ms,
+                                 .worker_main = main_worker,
+                                 .ctx = &wctx};
+    int rc = master__run(&mcfg);
+    close(fd);
+    if (strncmp(listen_spec, "unix:", 5) == 0 && fd >= 0)
+        unlink(listen_spec + 5);
     if (main_have_www)
         static__close(&main_www);
     if (cfg.access_log && cfg.access_log != stdout)
         fclose(cfg.access_log);
     log_info("stopped");
-    return rc == 0 ? 0 : 1;
+    return rc;
 }

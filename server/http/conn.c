@@ -67,6 +67,7 @@ static co_request_t *conn_begin_request(struct conn *c)
     req->body_done = 0;
     req->body_error = 0;
     req->remote_text = NULL;
+    req->timed_out = 0;
     req->arena_used = 0;
     clock_gettime(CLOCK_MONOTONIC, &req->start_ts);
     head__init(req);
@@ -205,6 +206,26 @@ static void conn_route(co_request_t *req)
     req->path_info = req->path + (ml <= strlen(req->path) ? ml : 0);
 }
 
+/* Tells the master which request this worker serves, so a crash report
+ * can name it. Plain copies into shared memory: no formatting per request. */
+static void conn_status(struct conn *c, co_request_t *req)
+{
+    char *slot = c->srv->cfg.status_slot;
+    if (!slot)
+        return;
+    size_t room = c->srv->cfg.status_slot_size - 1, n = 0;
+    const char *parts[] = {req->route->name, " ", req->method, " ",
+                           req->target};
+    for (size_t i = 0; i < 5 && n < room; i++) {
+        size_t len = strlen(parts[i]);
+        if (len > room - n)
+            len = room - n;
+        memcpy(slot + n, parts[i], len);
+        n += len;
+    }
+    slot[n] = '\0';
+}
+
 /* A handler returned -1 before responding. A broken body is the client's
  * fault and gets its own status; anything else is the app's: 500, logged. */
 static void conn_app_failed(co_request_t *req, int err)
@@ -247,8 +268,20 @@ static int conn_run_request(struct conn *c, co_request_t *req)
         response__error(req, 404, "no app or file for this path");
     } else {
         co_set_name(self, req->route->name);
+        conn_status(c, req);
+        if (srv->cfg.request_timeout_ms > 0)
+            conn_timer_set(c, srv->cfg.request_timeout_ms);
         int rc = req->route->handler(req, &req->res);
-        if (rc < 0 && !req->res.started && !req->res.failed) {
+        ev_timer_stop(srv->hub->loop, &c->timer);
+        if (srv->cfg.status_slot)
+            srv->cfg.status_slot[0] = '\0';
+        if (req->timed_out) {
+            req->keep_alive = 0;
+            if (!req->res.started)
+                response__error(req, 504, "the app did not answer in time");
+            else
+                req->res.failed = 1;
+        } else if (rc < 0 && !req->res.started && !req->res.failed) {
             conn_app_failed(req, errno);
         } else if (rc < 0) {
             req->res.failed = 1; /* started: closing is all we can do */
@@ -262,6 +295,11 @@ static int conn_run_request(struct conn *c, co_request_t *req)
         again = 0;
     accesslog__request(req);
     srv->active--;
+    if (++srv->served == srv->max_served && srv->stop_event) {
+        log_info("served %llu requests (--max-requests): recycling",
+                 (unsigned long long)srv->served);
+        co_event_set(srv->stop_event);
+    }
     return again;
 }
 
@@ -358,8 +396,15 @@ static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     (void)loop;
     (void)revents;
     struct conn *c = list_entry(w, struct conn, timer);
-    if (c->busy)
+    if (c->busy) { /* --request-timeout: the handler took too long */
+        if (c->req && c->co) {
+            log_warn("request %s %s timed out: cancelling it", c->req->method,
+                     c->req->target);
+            c->req->timed_out = 1;
+            co_cancel(c->co);
+        }
         return;
+    }
     if (!c->req || c->len == 0) { /* idle: just close */
         conn__close(c);
         return;

@@ -41,6 +41,15 @@ struct http_route {
 typedef const struct http_route *(*http_router_fn)(void *ctx,
                                                    const char *path);
 
+#define HTTP_MAX_TRUSTED 16
+
+/* A network whose peers may set X-Forwarded-For / -Proto. */
+struct http_net {
+    int family;
+    int bits;
+    uint8_t addr[16];
+};
+
 struct http_config {
     size_t max_url;              /* request target bytes: 414 */
     size_t max_head;             /* request line + headers bytes: 431 */
@@ -56,6 +65,15 @@ struct http_config {
     void *route_ctx;
     const struct http_route *fallback; /* static files: when route says none */
     FILE *access_log;            /* NULL: off */
+    struct http_net trusted[HTTP_MAX_TRUSTED]; /* --forwarded-allow-ips */
+    unsigned ntrusted;
+    int trust_unix, trust_all;
+    int64_t request_timeout_ms;  /* handler cancelled after: 504 (0: none) */
+    uint64_t max_requests;       /* stop gracefully after (0: never) */
+    uint64_t max_requests_jitter;/* plus a random 0..jitter, per worker */
+    const char *access_log_path; /* reopened on SIGUSR1 (NULL: stdout) */
+    char *status_slot;           /* shared with the master: request now */
+    size_t status_slot_size;
     /* Run in the hub's main coroutine: before accepting, after draining. */
     void (*on_start)(void *ctx);
     void (*on_stop)(void *ctx);
@@ -110,6 +128,7 @@ struct co_request {
     unsigned nheaders;
     uint8_t in_value;           /* parser is inside a header value */
     uint8_t url_done;
+    uint8_t timed_out;          /* --request-timeout cancelled the handler */
     int version;                /* 10 or 11 */
     int keep_alive;
     int expect_continue;        /* 100-continue not yet answered */
@@ -178,6 +197,9 @@ struct http_server {
     ev_check log_flush;
     ev_timer idle_sweep;
     co_event_t *idle_event;     /* set when active drops to 0 while draining */
+    co_event_t *stop_event;     /* set to begin a graceful stop */
+    uint64_t served;            /* requests, for --max-requests */
+    uint64_t max_served;        /* --max-requests plus this worker's jitter */
 };
 
 /* ---- server.c ---- */
@@ -225,6 +247,16 @@ const char *date__log(void);
 void accesslog__init(struct http_server *srv);
 void accesslog__request(co_request_t *req);
 void accesslog__flush(struct http_server *srv);
+
+/* ---- forwarded.c ---- */
+/* Parses "127.0.0.1,::1,10.0.0.0/8,unix" or "*". Returns 0 or -1. */
+int forwarded__parse(struct http_config *cfg, const char *spec);
+/* Whether the connection's peer is a trusted proxy. */
+int forwarded__trusted(const struct conn *c);
+/* The client address a trusted proxy reported (in the arena), or NULL. */
+const char *forwarded__client(co_request_t *req);
+/* "https" when a trusted proxy says so, else "http". */
+const char *forwarded__scheme(const co_request_t *req);
 
 /* ---- request.c ---- */
 /* Copies s (len bytes) into the request's arena, NUL-terminated; NULL when

@@ -35,8 +35,7 @@ int64_t co_req_content_length(const co_request_t *req)
 }
 const char *co_req_scheme(const co_request_t *req)
 {
-    (void)req;
-    return "http";
+    return forwarded__scheme(req);
 }
 
 const char *co_req_header(const co_request_t *req, const char *name)
@@ -133,6 +132,8 @@ static const char *request_addr(co_request_t *req, int local)
 const char *co_req_remote_addr(const co_request_t *req)
 {
     co_request_t *r = (co_request_t *)req;
+    if (!r->remote_text)
+        r->remote_text = forwarded__client(r);
     if (!r->remote_text)
         r->remote_text = request_addr(r, 0);
     return r->remote_text;

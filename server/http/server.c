@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
@@ -36,6 +37,7 @@ void http__config_defaults(struct http_config *cfg)
     cfg->write_timeout_ms = 30 * 1000;
     cfg->grace_ms = 30 * 1000;
     cfg->max_conns = 10000;
+    forwarded__parse(cfg, "127.0.0.1,::1,unix");
 }
 
 /* ---- buffers ------------------------------------------------------- */
@@ -180,14 +182,23 @@ static void server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 /* ---- stopping ------------------------------------------------------ */
 
+/* Signals arrive on any thread at any time: the handler only records them
+ * and pokes the hub through an ev_async (async-signal-safe), and the hub
+ * acts on them in its own time. */
+enum { SIG_STOP = 1, SIG_FAST = 2, SIG_REOPEN = 4 };
+
 static struct {
     struct ev_loop *loop;
     ev_async *async;
+    int pending;
     volatile sig_atomic_t signo;
 } server_signal;
 
 static void server_on_signal(int signo)
 {
+    int bit = signo == SIGQUIT ? SIG_FAST : signo == SIGUSR1 ? SIG_REOPEN
+                                                             : SIG_STOP;
+    __atomic_fetch_or(&server_signal.pending, bit, __ATOMIC_SEQ_CST);
     server_signal.signo = signo;
     if (server_signal.async)
         ev_async_send(server_signal.loop, server_signal.async);
@@ -199,12 +210,37 @@ struct server_main {
     ev_async stop_async;
 };
 
+/* SIGUSR1: point the access log at a fresh file (after logrotate moved the
+ * old one), keeping the same FILE and fd number. */
+static void server_reopen_log(struct http_server *srv)
+{
+    const char *path = srv->cfg.access_log_path;
+    if (!path || !srv->cfg.access_log)
+        return;
+    accesslog__flush(srv);
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        log_error("reopening %s: %s", path, strerror(errno));
+        return;
+    }
+    dup2(fd, fileno(srv->cfg.access_log));
+    close(fd);
+    log_info("reopened %s", path);
+}
+
 static void server_stop_cb(struct ev_loop *loop, ev_async *w, int revents)
 {
     (void)loop;
     (void)revents;
     struct server_main *m = list_entry(w, struct server_main, stop_async);
-    co_event_set(m->stop);
+    int pending = __atomic_exchange_n(&server_signal.pending, 0,
+                                      __ATOMIC_SEQ_CST);
+    if (pending & SIG_REOPEN)
+        server_reopen_log(m->srv);
+    if (pending & SIG_FAST)
+        m->srv->cfg.grace_ms = 0;
+    if (pending & (SIG_STOP | SIG_FAST))
+        co_event_set(m->stop);
 }
 
 static void *server_main(void *arg)
@@ -223,9 +259,8 @@ static void *server_main(void *arg)
              srv->listen_family == AF_INET6 ? "]:" : ":", srv->local_port);
 
     co_event_wait(m->stop, -1);
-    log_info("signal %d: stopping (grace %lld ms for %u requests)",
-             (int)server_signal.signo, (long long)srv->cfg.grace_ms,
-             srv->active);
+    log_info("stopping (grace %lld ms for %u requests)",
+             (long long)srv->cfg.grace_ms, srv->active);
 
     /* Stop accepting and close what is idle; busy connections close after
      * their current response (draining turns keep-alive off). */
@@ -323,16 +358,25 @@ static void *server_hub_main(void *arg)
     ev_unref(srv.hub->loop);
     server_signal.loop = srv.hub->loop;
     server_signal.async = &m.stop_async;
+    srv.stop_event = m.stop;
+    if (cfg->max_requests) {
+        srand((unsigned)getpid() ^ (unsigned)co_now());
+        srv.max_served = cfg->max_requests +
+                         (cfg->max_requests_jitter
+                              ? (uint64_t)rand() % (cfg->max_requests_jitter + 1)
+                              : 0);
+    }
     struct sigaction sa = {.sa_handler = server_on_signal};
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    int sigs[] = {SIGTERM, SIGINT, SIGQUIT, SIGUSR1};
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
+        sigaction(sigs[i], &sa, NULL);
 
     server_main(&m);
 
     sa.sa_handler = SIG_DFL;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
+        sigaction(sigs[i], &sa, NULL);
     server_signal.async = NULL;
     ev_ref(srv.hub->loop);
     ev_async_stop(srv.hub->loop, &m.stop_async);

@@ -43,7 +43,7 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
 NOFILE=$(ulimit -n)
 
 T=$(mktemp -d /tmp/bench_http.XXXXXX)
-SPID= NGPID= CLPID=
+SPID='' NGPID='' CLPID=''
 cleanup() {
     for p in $CLPID $SPID; do
         kill "$p" 2>/dev/null
@@ -353,7 +353,7 @@ CS_RSS0=$(rss_kib "$SPID")
 run_all coserve "$SPID" "http://127.0.0.1:$PORT/hello"
 CS_ALIVE=$?
 CS_RSS1=$(rss_kib "$SPID")
-if [ $CS_ALIVE -eq 0 ]; then stop_coserve; else wait "$SPID" 2>/dev/null; CS_STATUS=$?; SPID=; fi
+if [ $CS_ALIVE -eq 0 ]; then stop_coserve; else wait "$SPID" 2>/dev/null; SPID=''; fi
 
 PORT=$(free_port)
 start_nginx "$PORT"
@@ -378,12 +378,12 @@ stop_nginx
 
 # ---------------------------------------------------------------- table
 
-fmt="%-17s | %12s %12s %6s %-5s | %-17s | %-17s | %8s %8s %6s %-5s\n"
+fmt="%-17s | %12s %12s %6s %-5s | %-17s | %-17s | %9s %9s %6s %-5s\n"
 {
     # (µs is two bytes: pad those headers by hand)
     printf "$fmt" scenario "coserve rq/s" "nginx rq/s" ratio "" "coserve p50/p99" "nginx p50/p99" \
         "cs µs/req" "ng µs/req" "cpu" ""
-    printf "$fmt" "" "" "" "" "" "" "" "" "" "ratio" "" | sed 's/[^|]/-/g'
+    printf "$fmt" "" "" "" "" "" "" "" "" "" "" "" | sed 's/[^|]/-/g'
     for sc in $SCENARIOS; do
         name=${sc%%:*}
         cs=$(cat "$T/res.coserve.$name" 2>/dev/null || echo "0 - - 0 0 missing")

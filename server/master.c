@@ -1,0 +1,362 @@
+/* The master process (see master.h). */
+#include "master.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+
+#define MASTER_MAX_WORKERS 256
+/* A worker that dies younger than this counts as crashing: the next one
+ * waits 100 ms, doubling up to MASTER_BACKOFF_MAX. */
+#define MASTER_YOUNG_MS 2000
+#define MASTER_BACKOFF_MAX 10000
+/* A reload gives up on new workers that are not ready in this time. */
+#define MASTER_READY_MS 30000
+
+enum worker_state { W_FREE, W_STARTING, W_READY, W_STOPPING };
+
+struct worker {
+    pid_t pid;
+    enum worker_state state;
+    unsigned generation;
+    int ready_fd;               /* read end of the worker's ready pipe */
+    int64_t started_ms;
+    int64_t kill_at;            /* SIGKILL if still alive then (-1: none) */
+};
+
+static struct {
+    const struct master_config *cfg;
+    struct worker w[MASTER_MAX_WORKERS];
+    char *slots;                /* shared: MASTER_SLOT_SIZE per worker */
+    unsigned target;            /* workers wanted */
+    unsigned generation;
+    int stopping;               /* 0, or the signal that asked */
+    int sigfd;
+    sigset_t mask, old_mask;
+    unsigned crashes;           /* young deaths in a row */
+    int64_t respawn_at;         /* -1: no respawn pending */
+    pid_t pid;
+} m;
+
+static int64_t master_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static unsigned master_count(unsigned generation, int live_only)
+{
+    unsigned n = 0;
+    for (int i = 0; i < MASTER_MAX_WORKERS; i++)
+        if (m.w[i].state != W_FREE && m.w[i].generation == generation &&
+            (!live_only || m.w[i].state != W_STOPPING))
+            n++;
+    return n;
+}
+
+/* In the child: back to default signals, die with the master, serve. */
+static void master_child(int index, int ready_wr)
+{
+    close(m.sigfd);
+    struct sigaction sa = {.sa_handler = SIG_DFL};
+    sigemptyset(&sa.sa_mask);
+    int sigs[] = {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGTTIN,
+                  SIGTTOU, SIGCHLD};
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
+        sigaction(sigs[i], &sa, NULL);
+    sigprocmask(SIG_SETMASK, &m.old_mask, NULL);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != m.pid)
+        _exit(1);
+    for (int i = 0; i < MASTER_MAX_WORKERS; i++)
+        if (m.w[i].state != W_FREE && m.w[i].ready_fd >= 0)
+            close(m.w[i].ready_fd);
+    char *slot = m.slots + (size_t)index * MASTER_SLOT_SIZE;
+    slot[0] = '\0';
+    _exit(m.cfg->worker_main(m.cfg->ctx, ready_wr, slot));
+}
+
+static void master_spawn(void)
+{
+    int i = 0;
+    while (i < MASTER_MAX_WORKERS && m.w[i].state != W_FREE)
+        i++;
+    if (i == MASTER_MAX_WORKERS) {
+        log_error("master: no room for another worker");
+        return;
+    }
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0) {
+        log_error("master: pipe: %s", strerror(errno));
+        return;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        log_error("master: fork: %s", strerror(errno));
+        close(p[0]);
+        close(p[1]);
+        return;
+    }
+    if (pid == 0) {
+        close(p[0]);
+        master_child(i, p[1]);
+    }
+    close(p[1]);
+    m.w[i] = (struct worker){.pid = pid, .state = W_STARTING,
+                             .generation = m.generation, .ready_fd = p[0],
+                             .started_ms = master_now(), .kill_at = -1};
+    log_info("master: worker %d started (generation %u)", (int)pid,
+             m.generation);
+}
+
+static void master_signal(struct worker *w, int sig, int64_t grace_ms)
+{
+    if (w->state == W_FREE)
+        return;
+    kill(w->pid, sig);
+    if (w->state != W_STOPPING || w->kill_at < 0)
+        w->kill_at = master_now() + grace_ms;
+    w->state = W_STOPPING;
+}
+
+/* Stops the old generation once the new one is all ready. */
+static void master_finish_reload(void)
+{
+    if (master_count(m.generation, 1) < m.target)
+        return;
+    for (int i = 0; i < MASTER_MAX_WORKERS; i++) {
+        struct worker *w = &m.w[i];
+        if (w->state != W_FREE && w->generation != m.generation) {
+            if (w->state == W_STARTING || w->state == W_READY)
+                master_signal(w, SIGTERM, m.cfg->graceful_ms + 5000);
+        }
+    }
+}
+
+static void master_reaped(int i, int status)
+{
+    struct worker *w = &m.w[i];
+    char *slot = m.slots + (size_t)i * MASTER_SLOT_SIZE;
+    int64_t lived = master_now() - w->started_ms;
+    int expected = w->state == W_STOPPING || m.stopping;
+    if (WIFSIGNALED(status))
+        log_error("master: worker %d killed by signal %d (%s)%s%s%s",
+                  (int)w->pid, WTERMSIG(status), strsignal(WTERMSIG(status)),
+                  slot[0] ? " while serving \"" : "", slot,
+                  slot[0] ? "\"" : "");
+    else if (!expected || WEXITSTATUS(status) != 0)
+        log_warn("master: worker %d exited with status %d", (int)w->pid,
+                 WEXITSTATUS(status));
+    else
+        log_info("master: worker %d exited", (int)w->pid);
+    if (w->ready_fd >= 0)
+        close(w->ready_fd);
+    unsigned gen = w->generation;
+    int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    w->state = W_FREE;
+    slot[0] = '\0';
+    if (m.stopping || gen != m.generation)
+        return;
+    /* A worker that recycled itself (--max-requests) exits 0: replace it at
+     * once. One that crashed young makes the next wait. */
+    if (!clean && !expected && lived < MASTER_YOUNG_MS) {
+        unsigned delay = 100u << (m.crashes < 7 ? m.crashes : 7);
+        if (delay > MASTER_BACKOFF_MAX)
+            delay = MASTER_BACKOFF_MAX;
+        m.crashes++;
+        m.respawn_at = master_now() + delay;
+        log_warn("master: workers keep dying; next start in %u ms", delay);
+    } else {
+        m.crashes = 0;
+        m.respawn_at = master_now();
+    }
+}
+
+static void master_reap(void)
+{
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+        for (int i = 0; i < MASTER_MAX_WORKERS; i++)
+            if (m.w[i].state != W_FREE && m.w[i].pid == pid) {
+                master_reaped(i, status);
+                break;
+            }
+}
+
+static void master_on_signal(int sig)
+{
+    switch (sig) {
+    case SIGCHLD:
+        master_reap();
+        break;
+    case SIGTERM:
+    case SIGINT:
+    case SIGQUIT: {
+        int fast = sig == SIGQUIT;
+        if (m.stopping && !fast)
+            break;
+        m.stopping = sig;
+        log_info("master: %s stop on signal %d", fast ? "fast" : "graceful",
+                 sig);
+        for (int i = 0; i < MASTER_MAX_WORKERS; i++)
+            master_signal(&m.w[i], fast ? SIGQUIT : SIGTERM,
+                          fast ? 2000 : m.cfg->graceful_ms + 5000);
+        break;
+    }
+    case SIGHUP:
+        if (m.stopping)
+            break;
+        m.generation++;
+        log_info("master: reload: starting generation %u", m.generation);
+        for (unsigned i = 0; i < m.target; i++)
+            master_spawn();
+        break;
+    case SIGUSR1:
+        log_info("master: reopening log files");
+        for (int i = 0; i < MASTER_MAX_WORKERS; i++)
+            if (m.w[i].state != W_FREE)
+                kill(m.w[i].pid, SIGUSR1);
+        break;
+    case SIGTTIN:
+        if (m.target < MASTER_MAX_WORKERS && !m.stopping) {
+            m.target++;
+            log_info("master: %u workers", m.target);
+            master_spawn();
+        }
+        break;
+    case SIGTTOU:
+        if (m.target > 1 && !m.stopping) {
+            m.target--;
+            log_info("master: %u workers", m.target);
+            /* retire the newest of the current generation */
+            int newest = -1;
+            for (int i = 0; i < MASTER_MAX_WORKERS; i++)
+                if (m.w[i].state != W_FREE && m.w[i].state != W_STOPPING &&
+                    m.w[i].generation == m.generation &&
+                    (newest < 0 || m.w[i].started_ms > m.w[newest].started_ms))
+                    newest = i;
+            if (newest >= 0)
+                master_signal(&m.w[newest], SIGTERM,
+                              m.cfg->graceful_ms + 5000);
+        }
+        break;
+    }
+}
+
+int master__run(const struct master_config *cfg)
+{
+    memset(&m, 0, sizeof m);
+    m.cfg = cfg;
+    m.pid = getpid();
+    m.target = cfg->workers ? cfg->workers : 1;
+    if (m.target > MASTER_MAX_WORKERS)
+        m.target = MASTER_MAX_WORKERS;
+    m.generation = 1;
+    m.respawn_at = -1;
+    m.slots = mmap(NULL, (size_t)MASTER_MAX_WORKERS * MASTER_SLOT_SIZE,
+                   PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (m.slots == MAP_FAILED) {
+        log_error("master: mmap: %s", strerror(errno));
+        return 1;
+    }
+    sigemptyset(&m.mask);
+    int sigs[] = {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGTTIN,
+                  SIGTTOU, SIGCHLD};
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
+        sigaddset(&m.mask, sigs[i]);
+    sigprocmask(SIG_BLOCK, &m.mask, &m.old_mask);
+    m.sigfd = signalfd(-1, &m.mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (m.sigfd < 0) {
+        log_error("master: signalfd: %s", strerror(errno));
+        return 1;
+    }
+    log_info("master %d: starting %u workers", (int)m.pid, m.target);
+    for (unsigned i = 0; i < m.target; i++)
+        master_spawn();
+
+    for (;;) {
+        int64_t now = master_now();
+        if (m.respawn_at >= 0 && now >= m.respawn_at && !m.stopping) {
+            m.respawn_at = -1;
+            while (master_count(m.generation, 1) < m.target) {
+                unsigned before = master_count(m.generation, 1);
+                master_spawn();
+                if (master_count(m.generation, 1) == before)
+                    break;
+            }
+        }
+        int live = 0;
+        int64_t wake = m.respawn_at;
+        struct pollfd pfd[MASTER_MAX_WORKERS + 1];
+        int idx[MASTER_MAX_WORKERS + 1];
+        int n = 0;
+        pfd[n++] = (struct pollfd){.fd = m.sigfd, .events = POLLIN};
+        for (int i = 0; i < MASTER_MAX_WORKERS; i++) {
+            struct worker *w = &m.w[i];
+            if (w->state == W_FREE)
+                continue;
+            live++;
+            if (w->kill_at >= 0 && now >= w->kill_at) {
+                log_warn("master: worker %d did not stop in time: SIGKILL",
+                         (int)w->pid);
+                kill(w->pid, SIGKILL);
+                w->kill_at = -1;
+            }
+            if (w->kill_at >= 0 && (wake < 0 || w->kill_at < wake))
+                wake = w->kill_at;
+            if (w->state == W_STARTING && w->ready_fd >= 0) {
+                idx[n] = i;
+                pfd[n++] = (struct pollfd){.fd = w->ready_fd, .events = POLLIN};
+                int64_t give_up = w->started_ms + MASTER_READY_MS;
+                if (now >= give_up) {
+                    log_error("master: worker %d not ready after %d s",
+                              (int)w->pid, MASTER_READY_MS / 1000);
+                    master_signal(w, SIGKILL, 1000);
+                } else if (wake < 0 || give_up < wake) {
+                    wake = give_up;
+                }
+            }
+        }
+        if (m.stopping && live == 0)
+            break;
+        int timeout = wake < 0 ? -1 : (int)(wake > now ? wake - now : 0);
+        if (poll(pfd, (nfds_t)n, timeout) < 0 && errno != EINTR)
+            break;
+        if (pfd[0].revents & POLLIN) {
+            struct signalfd_siginfo si;
+            while (read(m.sigfd, &si, sizeof si) == sizeof si)
+                master_on_signal((int)si.ssi_signo);
+        }
+        for (int k = 1; k < n; k++) {
+            if (!pfd[k].revents)
+                continue;
+            struct worker *w = &m.w[idx[k]];
+            char b;
+            if (read(w->ready_fd, &b, 1) == 1 && w->state == W_STARTING) {
+                w->state = W_READY;
+                if (w->generation == m.generation)
+                    master_finish_reload();
+            }
+            close(w->ready_fd);
+            w->ready_fd = -1;
+        }
+    }
+    log_info("master %d: all workers stopped", (int)m.pid);
+    close(m.sigfd);
+    sigprocmask(SIG_SETMASK, &m.old_mask, NULL);
+    return 0;
+}

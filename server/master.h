@@ -1,0 +1,39 @@
+/*
+ * master.h - the process model: a master that supervises workers.
+ *
+ * The master binds the listening socket, forks the workers (each one hub,
+ * one thread) and never runs app code: apps are loaded in the workers, so a
+ * reload loads the .so files as they are on disk now. All workers accept
+ * from the one socket the master holds, which outlives every worker: a
+ * retiring worker's closing never drops a queued connection (with
+ * SO_REUSEPORT, each socket has its own queue and closing one resets it).
+ *
+ * Signals, as gunicorn users expect: TERM/INT graceful stop, QUIT fast
+ * stop, HUP zero-downtime reload (new workers first, then the old ones
+ * drain), USR1 reopen log files, TTIN/TTOU one worker more/less. A worker
+ * that dies is logged (signal, and the request it was serving) and
+ * replaced, with a growing delay when it keeps dying young.
+ */
+#ifndef COSERVE_MASTER_H
+#define COSERVE_MASTER_H
+
+#include <stdint.h>
+
+/* Where a worker tells the master what it is doing, for crash reports. */
+#define MASTER_SLOT_SIZE 160
+
+struct master_config {
+    unsigned workers;           /* how many to keep running */
+    int64_t graceful_ms;        /* a stopping worker gets this, then KILL */
+    /* Runs in each forked worker; returns its exit status. It must write a
+     * byte to ready_fd once it serves, and keep `slot` (MASTER_SLOT_SIZE
+     * bytes of shared memory) naming the request in progress. */
+    int (*worker_main)(void *ctx, int ready_fd, char *slot);
+    void *ctx;
+};
+
+/* Runs the master until it is told to stop and every worker has exited.
+ * Returns the process exit status. */
+int master__run(const struct master_config *cfg);
+
+#endif
