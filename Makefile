@@ -34,7 +34,8 @@ LLHTTP_DIR := /usr/share/llhttp
 LLHTTP_SRC := $(notdir $(wildcard $(LLHTTP_DIR)/*.c))
 APP_NAMES := $(notdir $(patsubst %/,%,$(wildcard apps/*/)))
 TEST_APP_NAMES := $(notdir $(patsubst %/,%,$(wildcard tests/apps/*/)))
-TEST_SRC  := $(wildcard tests/core/test_*.c tests/http/test_*.c)
+TEST_DIRS := core http deploy
+TEST_SRC  := $(foreach d,$(TEST_DIRS),$(wildcard tests/$(d)/test_*.c))
 TEST_NAMES := $(basename $(notdir $(TEST_SRC)))
 
 Q := @
@@ -64,6 +65,15 @@ $(BUILD)/test-apps/%.so: $$(wildcard tests/apps/%/*.c) include/coserve.h
 
 deps:
 	$(Q)sh scripts/deps.sh
+
+# One test binary per tests/DIR/test_NAME.c: build/VARIANT/tests/test_NAME
+define test_rule
+$(BUILD)/$(1)/tests/%: tests/$(3)/%.c $(BUILD)/$(1)/libcore.a
+	$$(call msg,TEST,$$@)
+	$(Q)mkdir -p $$(@D)
+	$(Q)$$($(2)_CC) $$($(2)_CFLAGS) -MMD -MP $$< $(BUILD)/$(1)/libcore.a \
+	    -lcriterion $(LIBS) -o $$@
+endef
 
 # One object rule per variant: build/VARIANT/obj/path/file.o
 define variant
@@ -98,11 +108,7 @@ $(BUILD)/$(1)/coserve: $$($(1)_SERVER_OBJ) $(BUILD)/$(1)/libcore.a server/coserv
 	    -Wl,--whole-archive $(BUILD)/$(1)/libcore.a -Wl,--no-whole-archive \
 	    -Wl,--dynamic-list=server/coserve.dynlist $(LIBS) -ldl -o $$@
 
-$(BUILD)/$(1)/tests/%: tests/core/%.c $(BUILD)/$(1)/libcore.a
-	$$(call msg,TEST,$$@)
-	$(Q)mkdir -p $$(@D)
-	$(Q)$$($(2)_CC) $$($(2)_CFLAGS) -MMD -MP $$< $(BUILD)/$(1)/libcore.a \
-	    -lcriterion $(LIBS) -o $$@
+$(foreach d,$(TEST_DIRS),$$(eval $$(call test_rule,$(1),$(2),$(d))))
 endef
 $(eval $(call variant,plain,PLAIN))
 $(eval $(call variant,asan,ASAN))
