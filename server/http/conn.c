@@ -160,7 +160,10 @@ static void *conn_serve(void *arg);
 static void conn_dispatch(struct conn *c)
 {
     struct http_server *srv = c->srv;
-    ev_io_stop(srv->hub->loop, &c->io);
+    /* The read watcher stays on: stopping and restarting it around every
+     * request costs an epoll_ctl whenever the loop polls in between. If it
+     * fires while the coroutine has the connection, conn_read_cb stops it
+     * then, once. */
     ev_timer_stop(srv->hub->loop, &c->timer);
     struct co *co = coro__spawn(srv->hub, NULL, conn_serve, c);
     if (!co) {
@@ -354,10 +357,13 @@ static void *conn_serve(void *arg)
 
 static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-    (void)loop;
     (void)revents;
     struct conn *c = list_entry(w, struct conn, io);
     struct http_server *srv = c->srv;
+    if (c->busy) { /* the request's coroutine reads for itself */
+        ev_io_stop(loop, w);
+        return;
+    }
     if (!c->buf && !(c->buf = http__buf_get(srv))) {
         conn__close(c);
         return;
