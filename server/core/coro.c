@@ -149,7 +149,7 @@ static void coro_entry(void *p)
     if (co->joiner)
         coro__wake(co->joiner, 0);
     coro_switch_out(co);
-    log__fatal("finished coroutine %s was resumed", co->name);
+    log__fatal("finished coroutine %s was resumed", co_name(co));
 }
 
 struct co *coro__spawn(struct hub *hub, struct co *parent, co_fn fn, void *arg)
@@ -183,7 +183,7 @@ struct co *coro__spawn(struct hub *hub, struct co *parent, co_fn fn, void *arg)
     co->wait_data = NULL;
     co->asan_fake = NULL;
     co->id = ++hub->next_id;
-    snprintf(co->name, sizeof co->name, "co-%llu", (unsigned long long)co->id);
+    co->name[0] = '\0'; /* "co-ID", formatted only if someone asks */
     ev_init(&co->timer, coro_timer_cb);
     ev_init(&co->io, NULL);
     switch__init(&co->ctx, co->stack.lo, co->stack.size, coro_entry, co);
@@ -291,10 +291,19 @@ int co_cancelled(void)
 
 void co_set_name(co_t *co, const char *name)
 {
-    snprintf(co->name, sizeof co->name, "%s", name);
+    /* called per request by the server: a copy, not a printf */
+    size_t n = strnlen(name, sizeof co->name - 1);
+    memcpy(co->name, name, n);
+    co->name[n] = '\0';
 }
 
-const char *co_name(const co_t *co) { return co->name; }
+const char *co_name(const co_t *co)
+{
+    struct co *c = (struct co *)co;
+    if (!c->name[0])
+        snprintf(c->name, sizeof c->name, "co-%llu", (unsigned long long)c->id);
+    return c->name;
+}
 
 int co_yield(void)
 {
@@ -313,6 +322,7 @@ int co_sleep(int64_t deadline)
 {
     struct co *self = coro__self("co_sleep");
     if (coro__park(self, deadline, 0) == 0)
-        log__fatal("coroutine %s woken from sleep by a stray wake", self->name);
+        log__fatal("coroutine %s woken from sleep by a stray wake",
+                   co_name(self));
     return errno == ETIMEDOUT ? 0 : -1;
 }

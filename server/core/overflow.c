@@ -32,12 +32,14 @@ static void overflow_handler(int sig, siginfo_t *si, void *uctx)
         uintptr_t guard = (uintptr_t)co->stack.map;
         uintptr_t lo = (uintptr_t)co->stack.lo;
         if (addr < lo && addr + OVERFLOW_SLACK >= guard) {
-            char msg[256];
+            char msg[256], id[32];
+            snprintf(id, sizeof id, "co-%llu", (unsigned long long)co->id);
             int n = snprintf(msg, sizeof msg,
                              "coserve[%d] fatal: stack overflow in coroutine "
                              "'%s' (%zu KiB stack, fault at %p); raise "
                              "COSERVE_STACK_SIZE or --stack-size\n",
-                             (int)getpid(), co->name, co->stack.size / 1024,
+                             (int)getpid(), co->name[0] ? co->name : id,
+                             co->stack.size / 1024,
                              si->si_addr);
             if (n > 0) {
                 ssize_t w = write(STDERR_FILENO, msg,

@@ -81,6 +81,33 @@ static int response_no_body(int status)
     return status < 200 || status == 204 || status == 304;
 }
 
+/* The head is built on every response: plain appends, no printf. Every
+ * piece is bounded (a status, a reason, a date, a number, fixed lines), so
+ * 512 bytes always suffice. */
+struct head_buf {
+    char *p;
+    size_t len;
+};
+
+static void head_str(struct head_buf *h, const char *s)
+{
+    size_t n = strlen(s);
+    memcpy(h->p + h->len, s, n);
+    h->len += n;
+}
+
+static void head_uint(struct head_buf *h, uint64_t v)
+{
+    char tmp[24];
+    int i = sizeof tmp;
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    memcpy(h->p + h->len, tmp + i, sizeof tmp - (size_t)i);
+    h->len += sizeof tmp - (size_t)i;
+}
+
 /* Builds and sends the head (with `extra` iovecs of body after it).
  * length < 0: the body is streamed (chunked, or until close). */
 static int response_send_head(co_request_t *req, int64_t length,
@@ -89,31 +116,36 @@ static int response_send_head(co_request_t *req, int64_t length,
     struct co_response *res = &req->res;
     struct http_server *srv = req->conn->srv;
     char head[512];
-    int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nServer: coserve\r\n"
-                     "Date: %s\r\n", res->status, response__reason(res->status),
-                     date__http());
+    struct head_buf h = {head, 0};
+    head_str(&h, "HTTP/1.1 ");
+    head_uint(&h, (uint64_t)res->status);
+    head_str(&h, " ");
+    head_str(&h, response__reason(res->status));
+    head_str(&h, "\r\nServer: coserve\r\nDate: ");
+    head_str(&h, date__http());
+    head_str(&h, "\r\n");
     if (srv->draining)
         req->keep_alive = 0;
     if (length >= 0) {
-        if (!response_no_body(res->status) && !res->has_length)
-            n += snprintf(head + n, sizeof head - (size_t)n,
-                          "Content-Length: %" PRId64 "\r\n", length);
+        if (!response_no_body(res->status) && !res->has_length) {
+            head_str(&h, "Content-Length: ");
+            head_uint(&h, (uint64_t)length);
+            head_str(&h, "\r\n");
+        }
     } else if (!response_no_body(res->status)) {
         if (req->version >= 11) {
             res->chunked = 1;
-            n += snprintf(head + n, sizeof head - (size_t)n,
-                          "Transfer-Encoding: chunked\r\n");
+            head_str(&h, "Transfer-Encoding: chunked\r\n");
         } else {
             res->until_close = 1;
             req->keep_alive = 0;
         }
     }
     if (!req->keep_alive)
-        n += snprintf(head + n, sizeof head - (size_t)n,
-                      "Connection: close\r\n");
+        head_str(&h, "Connection: close\r\n");
     else if (req->version == 10)
-        n += snprintf(head + n, sizeof head - (size_t)n,
-                      "Connection: keep-alive\r\n");
+        head_str(&h, "Connection: keep-alive\r\n");
+    int n = (int)h.len;
     struct iovec iov[8];
     int k = 0;
     iov[k++] = (struct iovec){head, (size_t)n};
