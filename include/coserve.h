@@ -233,9 +233,11 @@ int co_pool_join(co_pool_t *pool, int64_t deadline);
  * Returns 0 once fn has returned. Returns -1 with ETIMEDOUT or ECANCELED if the
  * wait ends first: fn then still runs to its end (or is skipped if no thread
  * had taken it yet), after which abandon(arg), if not NULL, is called on the
- * hub's thread to free arg. So arg on the caller's stack is only safe without
- * a deadline and in a coroutine nobody cancels; otherwise pass heap memory
- * and an abandon function. ENOMEM: no thread could be started. */
+ * hub's thread to free arg. In short: whenever co_offload returns -1,
+ * abandon(arg) has been or will be called (also for ECANCELED before the
+ * work was queued, and ENOMEM: no thread could be started). So arg on the
+ * caller's stack is only safe without a deadline and in a coroutine nobody
+ * cancels; otherwise pass heap memory and an abandon function. */
 int co_offload(co_work_fn fn, void *arg, co_work_fn abandon, int64_t deadline);
 
 /* Registers hooks run on every offload thread: init(arg) before the thread's

@@ -101,6 +101,8 @@ void hub__run(struct hub *hub, int (*done)(struct hub *, void *), void *arg)
         if (done(hub, arg))
             return;
         int idle = list_empty(&hub->runq);
+        if (idle && hub->offloads && offload__spin(hub))
+            continue;
         int active = ev_run(hub->loop, idle ? EVRUN_ONCE : EVRUN_NOWAIT);
         if (idle && !active && list_empty(&hub->runq) && !done(hub, arg))
             log__fatal("deadlock: %zu coroutines wait with no deadline and "

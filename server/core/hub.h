@@ -37,6 +37,8 @@ struct hub {
     ev_async wake;
     pthread_mutex_t done_lock;
     struct list done_list;
+    int done_spinning;        /* hub polls done_list itself: no wake needed */
+    int done_ready;           /* atomic: done_list may be non-empty */
     size_t offloads;          /* in flight; while > 0 the loop holds a ref */
     struct list offload_free; /* recycled task records */
 

@@ -39,6 +39,8 @@ static struct {
     unsigned started;
     int stopping;
     pthread_t *threads;
+    int queued;            /* atomic mirror of the queue's length */
+    int spinner;           /* atomic: a worker is watching the queue */
     struct offload_hook *hooks;
     size_t nhooks, hooks_cap;
 } pool = {
@@ -68,10 +70,48 @@ static void offload_deliver(struct offload_task *t)
     pthread_mutex_lock(&hub->done_lock);
     int was_empty = list_empty(&hub->done_list);
     list_push_back(&hub->done_list, &t->link);
+    int spinning = hub->done_spinning;
+    __atomic_store_n(&hub->done_ready, 1, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&hub->done_lock);
-    /* One wake per batch: the hub drains the whole list per callback. */
-    if (was_empty)
+    /* One wake per batch: the hub drains the whole list per callback; none
+     * while it watches the list itself (offload__spin). */
+    if (was_empty && !spinning)
         ev_async_send(hub->loop, &hub->wake);
+}
+
+static inline void offload_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* About 20-50 us of watching: longer than the gap between two short tasks
+ * from a busy hub, shorter than anything a client would notice. */
+#define OFFLOAD_SPIN 1500
+
+/* An idle worker watches the queue briefly before sleeping on the condvar,
+ * so a burst of short tasks does not pay a futex wake-up each. Only one
+ * worker watches at a time: on a small machine spinners would steal the
+ * hub's CPU. Called and returns with the pool lock held; non-zero if work
+ * arrived. */
+static int offload_worker_spin(void)
+{
+    int expected = 0;
+    if (!__atomic_compare_exchange_n(&pool.spinner, &expected, 1, 0,
+                                     __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+        return 0;
+    pthread_mutex_unlock(&pool.lock);
+    int found = 0;
+    for (int i = 0; i < OFFLOAD_SPIN && !found; i++) {
+        found = __atomic_load_n(&pool.queued, __ATOMIC_ACQUIRE) > 0;
+        offload_relax();
+    }
+    __atomic_store_n(&pool.spinner, 0, __ATOMIC_RELEASE);
+    pthread_mutex_lock(&pool.lock);
+    return found;
 }
 
 static void *offload_worker(void *unused)
@@ -85,9 +125,12 @@ static void *offload_worker(void *unused)
         if (!n) {
             if (pool.stopping)
                 break;
+            if (offload_worker_spin())
+                continue;
             pthread_cond_wait(&pool.work, &pool.lock);
             continue;
         }
+        __atomic_fetch_sub(&pool.queued, 1, __ATOMIC_RELAXED);
         struct offload_task *t = list_entry(n, struct offload_task, link);
         t->state = TASK_RUNNING;
         pthread_mutex_unlock(&pool.lock);
@@ -187,14 +230,12 @@ static void offload_settled(struct hub *hub)
         ev_unref(hub->loop);
 }
 
-static void offload_wake_cb(struct ev_loop *loop, ev_async *w, int revents)
+static void offload_drain(struct hub *hub)
 {
-    (void)loop;
-    (void)revents;
-    struct hub *hub = list_entry(w, struct hub, wake);
     struct list done;
     list_init(&done);
     pthread_mutex_lock(&hub->done_lock);
+    __atomic_store_n(&hub->done_ready, 0, __ATOMIC_RELAXED);
     if (!list_empty(&hub->done_list)) {
         done = hub->done_list;
         done.next->prev = &done;
@@ -215,6 +256,32 @@ static void offload_wake_cb(struct ev_loop *loop, ev_async *w, int revents)
             coro__wake(t->waiter, 0);
         }
     }
+}
+
+static void offload_wake_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    offload_drain(list_entry(w, struct hub, wake));
+}
+
+int offload__spin(struct hub *hub)
+{
+    pthread_mutex_lock(&hub->done_lock);
+    hub->done_spinning = 1;
+    pthread_mutex_unlock(&hub->done_lock);
+    for (int i = 0; i < OFFLOAD_SPIN; i++) {
+        if (__atomic_load_n(&hub->done_ready, __ATOMIC_ACQUIRE))
+            break;
+        offload_relax();
+    }
+    pthread_mutex_lock(&hub->done_lock);
+    hub->done_spinning = 0;
+    int ready = !list_empty(&hub->done_list);
+    pthread_mutex_unlock(&hub->done_lock);
+    if (ready)
+        offload_drain(hub);
+    return ready;
 }
 
 void offload__hub_init(struct hub *hub)
@@ -244,24 +311,33 @@ int co_offload(co_work_fn fn, void *arg, co_work_fn abandon, int64_t deadline)
     struct co *self = coro__self("co_offload");
     struct hub *hub = self->hub;
     if (self->cancelled) {
+        if (abandon) /* arg was handed over: give it back to be freed */
+            abandon(arg);
         errno = ECANCELED;
         return -1;
     }
     struct list *n = list_pop_front(&hub->offload_free);
     struct offload_task *t =
         n ? list_entry(n, struct offload_task, link) : malloc(sizeof *t);
-    if (!t)
+    if (!t) {
+        if (abandon)
+            abandon(arg);
+        errno = ENOMEM;
         return -1;
+    }
     *t = (struct offload_task){.fn = fn, .abandon = abandon, .arg = arg,
                                .hub = hub, .waiter = self};
     pthread_mutex_lock(&pool.lock);
     if (offload_start() < 0) {
         pthread_mutex_unlock(&pool.lock);
         offload_task_free(hub, t);
+        if (abandon)
+            abandon(arg);
         errno = ENOMEM;
         return -1;
     }
     list_push_back(&pool.queue, &t->link);
+    __atomic_fetch_add(&pool.queued, 1, __ATOMIC_RELEASE);
     pthread_cond_signal(&pool.work);
     pthread_mutex_unlock(&pool.lock);
     if (hub->offloads++ == 0)
@@ -276,6 +352,7 @@ int co_offload(co_work_fn fn, void *arg, co_work_fn abandon, int64_t deadline)
     pthread_mutex_lock(&pool.lock);
     if (t->state == TASK_QUEUED) {
         list_remove(&t->link);
+        __atomic_fetch_sub(&pool.queued, 1, __ATOMIC_RELAXED);
         pthread_mutex_unlock(&pool.lock);
         offload_settled(hub);
         if (abandon)

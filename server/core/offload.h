@@ -15,6 +15,12 @@ struct hub;
 
 /* Sets up a hub's completion path (its ev_async, done list). */
 void offload__hub_init(struct hub *hub);
+/* Called by an idle hub with offloads in flight, before it blocks in the
+ * loop: watches for completions for a few microseconds, which saves both
+ * the worker's eventfd write and the hub's wake-up when work is short.
+ * Returns non-zero if it delivered some. */
+int offload__spin(struct hub *hub);
+
 /* Frees the hub's task records; no offload may be in flight. */
 void offload__hub_destroy(struct hub *hub);
 
