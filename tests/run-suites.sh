@@ -11,6 +11,11 @@ for t in "$dir"/test_*; do
     p=$(printf '%s' "$syn" | sed -n 's/.*Passing: \([0-9]*\).*/\1/p')
     f=$(printf '%s' "$syn" | sed -n 's/.*Failing: \([0-9]*\).*Crashing: \([0-9]*\).*/\1 \2/p')
     ff=0; for n in $f; do ff=$((ff + n)); done
+    # Criterion ignores a passed test's exit status, so sanitizer reports
+    # printed at a worker's exit would go unnoticed: look for them.
+    if printf '%s\n' "$out" | grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:'; then
+        rc=99
+    fi
     if [ "$rc" != 0 ] || [ -z "$p" ]; then
         printf '%s\n' "$out"
         [ "$ff" = 0 ] && ff=1

@@ -14,8 +14,10 @@
 
 static void fdio_ready_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-    (void)loop;
     (void)revents;
+    /* Stop now, not when the coroutine runs: the fd stays readable until
+     * then, and epoll (level-triggered) would report it at every poll. */
+    ev_io_stop(loop, w);
     coro__wake(list_entry(w, struct co, io), 0);
 }
 
@@ -41,7 +43,12 @@ static int fdio_wait(struct co *self, int fd, int events, int64_t deadline)
 
 int co_wait_fd(int fd, int events, int64_t deadline)
 {
-    return fdio_wait(coro__self("co_wait_fd"), fd, events, deadline);
+    struct co *self = coro__self("co_wait_fd");
+    /* The other calls reach fdio_wait only after the fd answered EAGAIN;
+     * here a closed fd must be EBADF, not an assertion inside libev. */
+    if (fcntl(fd, F_GETFD) < 0)
+        return -1;
+    return fdio_wait(self, fd, events, deadline);
 }
 
 static int fdio_again(void) { return errno == EAGAIN || errno == EWOULDBLOCK; }

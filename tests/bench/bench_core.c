@@ -29,7 +29,7 @@
 
 #include "coserve.h"
 
-#define REPEAT 3
+#define REPEAT 5
 
 static double scale = 1.0;
 
@@ -80,16 +80,19 @@ static double anchor_swapcontext(long n)
 
 static double coserve_yield(long n)
 {
-    co_yield();
+    co_yield ();
     double t0 = now_ns();
     for (long i = 0; i < n; i++)
-        co_yield();
+        co_yield ();
     return (now_ns() - t0) / (double)n;
 }
 
 /* ---- 2. spawn + run + join ----------------------------------------- */
 
-static void *empty_thread(void *arg) { return arg; }
+static void *empty_thread(void *arg)
+{
+    return arg;
+}
 
 static double anchor_pthread(long n)
 {
@@ -103,7 +106,10 @@ static double anchor_pthread(long n)
     return (now_ns() - t0) / (double)n;
 }
 
-static void *empty_co(void *arg) { return arg; }
+static void *empty_co(void *arg)
+{
+    return arg;
+}
 
 static double coserve_spawn(long n)
 {
@@ -167,7 +173,10 @@ static double anchor_condvar(long n)
     return dt / (double)n;
 }
 
-static void empty_work(void *arg) { (void)arg; }
+static void empty_work(void *arg)
+{
+    (void)arg;
+}
 
 static double coserve_offload(long n)
 {
@@ -230,7 +239,7 @@ static void coserve_memory(struct mem_result *r)
         }
     }
     while (mem_parked < n)
-        co_yield();
+        co_yield ();
     long after = resident_pages();
     r->spawned = n;
     r->kib_per = n ? (double)(after - before) * (double)sysconf(_SC_PAGESIZE) /
@@ -297,7 +306,10 @@ struct figures {
     double thread_kib;
 };
 
-static double best(double a, double b) { return a < b ? a : b; }
+static double best(double a, double b)
+{
+    return a < b ? a : b;
+}
 
 static void *bench_main(void *arg)
 {
@@ -322,7 +334,10 @@ static void *bench_main(void *arg)
     return NULL;
 }
 
-static const char *verdict(int ok) { return ok ? "PASS" : "MISS"; }
+static const char *verdict(int ok)
+{
+    return ok ? "PASS" : "MISS";
+}
 
 int main(int argc, char **argv)
 {
@@ -334,11 +349,11 @@ int main(int argc, char **argv)
         }
     }
     n_switch = iters(10000000);
-    n_swapctx = iters(500000);
+    n_swapctx = iters(200000);
     n_spawn = iters(1000000);
     n_pthread = iters(10000);
-    n_offload = iters(50000);
-    n_condvar = iters(50000);
+    n_offload = iters(30000);
+    n_condvar = iters(30000);
 
     struct utsname u;
     uname(&u);
@@ -391,9 +406,10 @@ int main(int argc, char **argv)
     printf("%-27s %-18s %-27s %-14s %-13s %s\n", "4 resident per coroutine", a,
            b, c, "<= 12 KiB", verdict(mem_full && f.mem.kib_per <= 12.0));
 
-    printf("\niterations: co_yield %ld, swapcontext %ld, spawn %ld, pthread %ld, "
-           "offload %ld, condvar %ld\n",
-           n_switch, n_swapctx, n_spawn, n_pthread, n_offload, n_condvar);
+    printf(
+        "\niterations: co_yield %ld, swapcontext %ld, spawn %ld, pthread %ld, "
+        "offload %ld, condvar %ld\n",
+        n_switch, n_swapctx, n_spawn, n_pthread, n_offload, n_condvar);
     printf("memory: %zu coroutines parked in co_sleep (of %d), %d threads "
            "parked on a condvar\n",
            f.mem.spawned, MEM_COROS, MEM_THREADS);

@@ -48,8 +48,8 @@ static void assert_no_leaks(void)
 
 static void make_pair(int sv[2])
 {
-    int rc = socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
-                        sv);
+    int rc =
+        socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv);
     cr_assert_eq(rc, 0, "socketpair: %s", strerror(errno));
 }
 
@@ -135,9 +135,9 @@ struct drain {
     uint8_t *buf;
     size_t cap;
     size_t got;
-    int rc;   /* 0, or -1 if a read failed or more than cap bytes came */
-    int err;  /* errno of the failed read */
-    int eof;  /* saw end of file */
+    int rc;  /* 0, or -1 if a read failed or more than cap bytes came */
+    int err; /* errno of the failed read */
+    int eof; /* saw end of file */
 };
 
 static void *drain_co(void *arg)
@@ -180,7 +180,8 @@ struct rw_case {
 static void *rw_writer(void *arg)
 {
     struct rw_case *c = arg;
-    c->write_rc = co_write_all(c->sv[1], c->out, RW_SIZE, co_deadline(GUARD_MS));
+    c->write_rc =
+        co_write_all(c->sv[1], c->out, RW_SIZE, co_deadline(GUARD_MS));
     c->write_err = errno;
     close_fd(&c->sv[1]);
     return NULL;
@@ -288,8 +289,8 @@ static void *ready_main(void *arg)
         return (void *)"write failed";
     c->readable_rc = co_wait_fd(c->sv[1], CO_READABLE, co_deadline(GUARD_MS));
     c->readable_err = errno;
-    c->either_rc = co_wait_fd(c->sv[1], CO_READABLE | CO_WRITABLE,
-                              co_deadline(GUARD_MS));
+    c->either_rc =
+        co_wait_fd(c->sv[1], CO_READABLE | CO_WRITABLE, co_deadline(GUARD_MS));
     c->either_err = errno;
     return NULL;
 }
@@ -341,9 +342,9 @@ static void *cancel_canceller(void *arg)
 {
     struct cancel_case *c = arg;
     while (!c->started)
-        if (co_yield() != 0)
+        if (co_yield () != 0)
             return NULL;
-    co_yield(); /* let the victim settle into its wait */
+    co_yield (); /* let the victim settle into its wait */
     co_cancel(c->victim);
     return NULL;
 }
@@ -385,8 +386,8 @@ static void *cancel_main(void *arg)
     co_t *next = co_spawn(cancel_next_waiter, c);
     if (!next)
         return (void *)"spawn failed";
-    co_yield();
-    co_yield();
+    co_yield ();
+    co_yield ();
     if (write(c->sv[1], "y", 1) != 1)
         return (void *)"write failed";
     if (co_join(next, NULL, co_deadline(GUARD_MS)) != 0)
@@ -397,8 +398,8 @@ static void *cancel_main(void *arg)
     if (!reader)
         return (void *)"spawn failed";
     while (!c->read_started)
-        co_yield();
-    co_yield();
+        co_yield ();
+    co_yield ();
     co_cancel(reader);
     if (co_join(reader, NULL, co_deadline(GUARD_MS)) != 0)
         return (void *)"join reader failed";
@@ -479,7 +480,8 @@ struct v_case {
 static void *v_writer(void *arg)
 {
     struct v_case *c = arg;
-    c->write_rc = co_writev_all(c->sv[0], c->iov, V_NIOV, co_deadline(GUARD_MS));
+    c->write_rc =
+        co_writev_all(c->sv[0], c->iov, V_NIOV, co_deadline(GUARD_MS));
     c->write_err = errno;
     close_fd(&c->sv[0]);
     return NULL;
@@ -547,9 +549,14 @@ Test(fdio, writev_all_of_several_mib_arrives_intact_through_readv)
     fill(c.src, V_SIZE, 3);
     memset(c.dst, 0, V_SIZE);
     /* Cut points: uneven sizes and one empty iovec in the middle. */
-    size_t cuts[V_NIOV + 1] = {0,          (1u << 20) + 3, (1u << 20) + 3,
-                               (1u << 20) + 20, (3u << 20) + 20,
-                               (3u << 20) + 21, (5u << 20), V_SIZE};
+    size_t cuts[V_NIOV + 1] = {0,
+                               (1u << 20) + 3,
+                               (1u << 20) + 3,
+                               (1u << 20) + 20,
+                               (3u << 20) + 20,
+                               (3u << 20) + 21,
+                               (5u << 20),
+                               V_SIZE};
     for (int i = 0; i < V_NIOV; i++) {
         c.iov[i].iov_base = c.src + cuts[i];
         c.iov[i].iov_len = cuts[i + 1] - cuts[i];
@@ -612,10 +619,9 @@ static void *dup_reader(void *arg)
 static void *dup_main(void *arg)
 {
     struct dup_side *sides = arg;
-    co_t *cos[4] = {co_spawn(dup_writer, &sides[0]),
-                    co_spawn(dup_reader, &sides[0]),
-                    co_spawn(dup_writer, &sides[1]),
-                    co_spawn(dup_reader, &sides[1])};
+    co_t *cos[4] = {
+        co_spawn(dup_writer, &sides[0]), co_spawn(dup_reader, &sides[0]),
+        co_spawn(dup_writer, &sides[1]), co_spawn(dup_reader, &sides[1])};
     for (int i = 0; i < 4; i++)
         if (!cos[i])
             return (void *)"spawn failed";
@@ -674,7 +680,8 @@ struct sr_case {
 static void *sr_sender(void *arg)
 {
     struct sr_case *c = arg;
-    c->send_rc = co_send_all(c->sv[0], c->out, SR_SIZE, 0, co_deadline(GUARD_MS));
+    c->send_rc =
+        co_send_all(c->sv[0], c->out, SR_SIZE, 0, co_deadline(GUARD_MS));
     c->send_err = errno;
     close_fd(&c->sv[0]);
     return NULL;
@@ -986,7 +993,8 @@ static void *sf_sender(void *arg)
     struct sf_case *c = arg;
     int64_t dl = co_deadline(GUARD_MS);
     c->off1 = SF_START;
-    c->sent1 = co_sendfile(c->sv[0], c->file_fd, &c->off1, SF_SIZE - SF_START, dl);
+    c->sent1 =
+        co_sendfile(c->sv[0], c->file_fd, &c->off1, SF_SIZE - SF_START, dl);
     c->err1 = errno;
     /* Asking past the end: only what is left is sent. */
     c->off2 = SF_SIZE - SF_TAIL;
@@ -1032,8 +1040,8 @@ Test(fdio, sendfile_sends_a_file_range_and_advances_the_offset)
     void *res = (void *)"not run";
     cr_assert_eq(co_run(sf_main, &c, &res), 0);
     cr_assert_null(res, "%s", (char *)res);
-    cr_assert_eq(c.sent1, (ssize_t)(SF_SIZE - SF_START), "co_sendfile = %zd (%s)",
-                 c.sent1, strerror(c.err1));
+    cr_assert_eq(c.sent1, (ssize_t)(SF_SIZE - SF_START),
+                 "co_sendfile = %zd (%s)", c.sent1, strerror(c.err1));
     cr_assert_eq(c.off1, (off_t)SF_SIZE, "offset not advanced: %lld",
                  (long long)c.off1);
     cr_assert_eq(c.sent2, (ssize_t)SF_TAIL, "co_sendfile past end = %zd (%s)",
@@ -1129,7 +1137,8 @@ Test(fdio, dial_connects_to_a_local_listener_by_address_and_by_name)
         cr_assert_geq(c.fd[i], 0, "co_dial(%s): %s", c.hosts[i],
                       strerror(c.err[i]));
         cr_assert(c.nonblock[i], "co_dial(%s): fd not O_NONBLOCK", c.hosts[i]);
-        cr_assert(c.cloexec[i], "co_dial(%s): fd not close-on-exec", c.hosts[i]);
+        cr_assert(c.cloexec[i], "co_dial(%s): fd not close-on-exec",
+                  c.hosts[i]);
         cr_assert(c.nodelay[i], "co_dial(%s): no TCP_NODELAY", c.hosts[i]);
         char want[16];
         int n = snprintf(want, sizeof want, "dial-%d", i);
@@ -1198,7 +1207,8 @@ static void *dial_cancel_main(void *arg)
     return NULL;
 }
 
-Test(fdio, dial_from_a_cancelled_coroutine_fails_with_ecanceled_and_leaks_nothing)
+Test(fdio,
+     dial_from_a_cancelled_coroutine_fails_with_ecanceled_and_leaks_nothing)
 {
     struct dial_cancel_case c = {0};
     void *res = (void *)"not run";
@@ -1282,7 +1292,7 @@ struct reuse_case {
 static void *reuse_writer(void *arg)
 {
     struct reuse_case *c = arg;
-    co_yield(); /* the reader is parked by now */
+    co_yield (); /* the reader is parked by now */
     co_write_all(c->fds[1], "r", 1, co_deadline(GUARD_MS));
     return NULL;
 }
@@ -1344,9 +1354,11 @@ Test(fdio, a_reused_fd_number_is_watched_afresh)
  * other, all parked at once, PP_ROUNDS round trips each. 10,000 pairs
  * (20,000 coroutines, 20,000 fds) when RLIMIT_NOFILE's hard limit allows it;
  * otherwise as many pairs as fit, and at least 5,000 (10,000 coroutines at
- * once over 10,000 fds) or the test is skipped.
+ * once over 10,000 fds) or the test is skipped. Five round trips each keep
+ * the suite near its time budget under AddressSanitizer; the number of
+ * coroutines at once is what this test is about.
  */
-#define PP_ROUNDS 10
+#define PP_ROUNDS 5
 #define PP_FULL 10000
 #define PP_RESERVE 64 /* fds for stdio, Criterion, the hub's loop, ... */
 
@@ -1361,10 +1373,10 @@ struct pp_state {
     size_t started;
     int go;
     size_t live, peak;
-    size_t ok_rounds;     /* round trips whose reply was right */
-    size_t done_pingers;  /* finished all rounds */
+    size_t ok_rounds;    /* round trips whose reply was right */
+    size_t done_pingers; /* finished all rounds */
     size_t done_pongers;
-    size_t bad;           /* wrong bytes, short reads, errors */
+    size_t bad; /* wrong bytes, short reads, errors */
     int first_err;
 };
 
@@ -1377,7 +1389,7 @@ static void pp_enter(void)
     if (pp.live > pp.peak)
         pp.peak = pp.live;
     while (!pp.go)
-        if (co_yield() != 0)
+        if (co_yield () != 0)
             break;
 }
 
@@ -1458,7 +1470,7 @@ static void *pp_main(void *arg)
     }
     /* Everyone starts and parks before anyone talks. */
     while (pp.started < pp.coros)
-        if (co_yield() != 0)
+        if (co_yield () != 0)
             break;
     pp.go = 1;
     int rc = co_join_all(cos, pp.coros, co_deadline(60000));
@@ -1484,8 +1496,8 @@ Test(fdio, ten_thousand_coroutines_ping_pong_over_their_own_socketpairs)
     rl.rlim_cur = rl.rlim_max;
     cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0, "setrlimit: %s",
                  strerror(errno));
-    size_t room = rl.rlim_cur == RLIM_INFINITY ? (size_t)1 << 30
-                                               : (size_t)rl.rlim_cur;
+    size_t room =
+        rl.rlim_cur == RLIM_INFINITY ? (size_t)1 << 30 : (size_t)rl.rlim_cur;
     size_t need_extra = open_fds() + PP_RESERVE;
     size_t pairs = room > need_extra ? (room - need_extra) / 2 : 0;
     if (pairs > PP_FULL)

@@ -343,8 +343,8 @@ static void *queued_main(void *arg)
     if (!q)
         return (void *)"co_spawn failed";
     while (!c->queued_started)
-        co_yield();
-    co_yield();
+        co_yield ();
+    co_yield ();
     co_cancel(q);
     if (co_join(q, NULL, co_deadline(10000)) != 0)
         return (void *)"co_join of the cancelled waiter failed";
@@ -460,6 +460,134 @@ Test(offload, deadline_already_passed_times_out_and_abandons_once)
     /* If the work ran, abandon came after it. */
     if (atomic_load(&work_started))
         cr_assert_eq(atomic_load(&done_when_abandoned), 1);
+    assert_no_leaks();
+}
+
+/* ===================================================================== */
+
+/* Two hubs on two threads offload at once: every completion comes back to
+ * the hub that asked, and abandon runs on that hub's thread. */
+#define MH_HUBS 2
+#define MH_CO 100
+
+struct mh_hub {
+    pthread_t thread;
+    int run_rc;
+    void *run_res;
+    uint64_t out[MH_CO];
+    int rc[MH_CO];
+    pthread_t resumed_on[MH_CO];
+    int timed_out;
+    atomic_int abandons;
+    int abandon_wrong_thread;
+};
+
+struct mh_job {
+    uint64_t in, *out;
+};
+
+static void mh_work(void *arg)
+{
+    struct mh_job *j = arg;
+    *j->out = mix(j->in);
+}
+
+struct mh_slow {
+    struct mh_hub *hub;
+    char *payload;
+};
+
+static void mh_slow_work(void *arg)
+{
+    (void)arg;
+    usleep(50000);
+}
+
+static void mh_slow_abandon(void *arg)
+{
+    struct mh_slow *a = arg;
+    if (!pthread_equal(pthread_self(), a->hub->thread))
+        a->hub->abandon_wrong_thread = 1;
+    atomic_fetch_add(&a->hub->abandons, 1);
+    free(a->payload);
+    free(a);
+}
+
+static struct mh_hub mh[MH_HUBS];
+
+static void *mh_co(void *arg)
+{
+    uintptr_t v = (uintptr_t)arg;
+    struct mh_hub *h = &mh[v / MH_CO];
+    size_t i = v % MH_CO;
+    struct mh_job j = {.in = v * 31 + 7, .out = &h->out[i]};
+    h->rc[i] = co_offload(mh_work, &j, NULL, -1);
+    h->resumed_on[i] = pthread_self();
+    return NULL;
+}
+
+static void *mh_main(void *arg)
+{
+    struct mh_hub *h = arg;
+    size_t hub_index = (size_t)(h - mh);
+    co_t *cos[MH_CO];
+    for (size_t i = 0; i < MH_CO; i++)
+        if (!(cos[i] =
+                  co_spawn(mh_co, (void *)(uintptr_t)(hub_index * MH_CO + i))))
+            return (void *)"co_spawn failed";
+    /* One abandoned task per hub as well. */
+    struct mh_slow *a = malloc(sizeof *a);
+    if (!a || !(a->payload = malloc(16)))
+        return (void *)"malloc failed";
+    a->hub = h;
+    if (co_offload(mh_slow_work, a, mh_slow_abandon, co_deadline(5)) == 0) {
+        free(a->payload); /* finished in time after all: ours to free */
+        free(a);
+    } else if (errno == ETIMEDOUT) {
+        h->timed_out = 1;
+    }
+    if (co_join_all(cos, MH_CO, co_deadline(30000)) != 0)
+        return (void *)"co_join_all failed";
+    return NULL;
+}
+
+static void *mh_thread(void *arg)
+{
+    struct mh_hub *h = arg;
+    h->run_res = (void *)"not run";
+    h->run_rc = co_run(mh_main, h, &h->run_res);
+    return NULL;
+}
+
+Test(offload, offloads_from_two_hub_threads_come_back_to_their_own_hub)
+{
+    cr_assert_eq(co_offload_set_threads(3), 0);
+    memset(mh, 0, sizeof mh);
+    for (int k = 0; k < MH_HUBS; k++)
+        cr_assert_eq(pthread_create(&mh[k].thread, NULL, mh_thread, &mh[k]), 0);
+    for (int k = 0; k < MH_HUBS; k++)
+        pthread_join(mh[k].thread, NULL);
+    for (int k = 0; k < MH_HUBS; k++) {
+        struct mh_hub *h = &mh[k];
+        cr_assert_eq(h->run_rc, 0, "hub %d: co_run failed", k);
+        cr_assert_null(h->run_res, "hub %d: %s", k, (char *)h->run_res);
+        for (size_t i = 0; i < MH_CO; i++) {
+            uint64_t v = (uint64_t)(k * MH_CO + i);
+            cr_assert_eq(h->rc[i], 0, "hub %d job %zu failed", k, i);
+            cr_assert_eq(h->out[i], mix(v * 31 + 7), "hub %d job %zu wrong", k,
+                         i);
+            cr_assert(pthread_equal(h->resumed_on[i], h->thread),
+                      "hub %d job %zu resumed on another thread", k, i);
+        }
+        /* The 5 ms deadline against 50 ms of work: a timeout, unless the
+         * machine stalled the hub for that long. Either way abandon runs
+         * once per timeout, on this hub's thread, before co_run returns. */
+        cr_assert_eq(atomic_load(&h->abandons), h->timed_out,
+                     "hub %d: %d abandons for %d timeouts", k,
+                     atomic_load(&h->abandons), h->timed_out);
+        cr_assert_not(h->abandon_wrong_thread,
+                      "hub %d: abandon ran on another thread", k);
+    }
     assert_no_leaks();
 }
 
@@ -686,7 +814,7 @@ static void *ticker(void *arg)
     struct progress_case *c = arg;
     while (!c->stop) {
         c->ticks++;
-        int rc = c->by_yield ? co_yield() : co_sleep(co_deadline(1));
+        int rc = c->by_yield ? co_yield () : co_sleep(co_deadline(1));
         if (rc != 0)
             break;
     }
@@ -739,7 +867,7 @@ Test(offload, work_completes_while_another_coroutine_yields_in_a_loop)
 static void calls_the_api(void *arg)
 {
     (void)arg;
-    co_yield(); /* a cooperative call from a worker thread: must abort */
+    co_yield (); /* a cooperative call from a worker thread: must abort */
 }
 
 static void *api_main(void *arg)
@@ -749,8 +877,7 @@ static void *api_main(void *arg)
     return NULL;
 }
 
-Test(offload, cooperative_call_from_an_offload_thread_aborts,
-     .signal = SIGABRT)
+Test(offload, cooperative_call_from_an_offload_thread_aborts, .signal = SIGABRT)
 {
     co_run(api_main, NULL, NULL);
 }
