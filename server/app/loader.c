@@ -113,7 +113,8 @@ int app__load_dir(struct app_table *table, const char *dir)
         names[nnames++] = strdup(de->d_name);
     }
     closedir(dp);
-    qsort(names, nnames, sizeof *names, loader_cmp_names);
+    if (nnames) /* qsort(NULL, 0) is undefined */
+        qsort(names, nnames, sizeof *names, loader_cmp_names);
     table->apps = calloc(nnames ? nnames : 1, sizeof *table->apps);
     int refused = 0;
     for (size_t i = 0; i < nnames; i++) {
@@ -132,7 +133,9 @@ int app__load_dir(struct app_table *table, const char *dir)
         free(names[i]);
     }
     free(names);
-    qsort(table->apps, table->count, sizeof *table->apps, loader_cmp_mounts);
+    if (table->count)
+        qsort(table->apps, table->count, sizeof *table->apps,
+              loader_cmp_mounts);
     for (size_t i = 0; i < table->count; i++)
         table->apps[i].route.mount = table->apps[i].mount;
     return refused;

@@ -51,9 +51,13 @@ static void overflow_handler(int sig, siginfo_t *si, void *uctx)
             return;
         }
     }
-    /* Not ours: hand the fault back to whoever handled it before. */
+    /* Not ours: hand the fault back to whoever handled it before. A real
+     * fault repeats when we return; a signal sent by kill() would not, so
+     * send it again. */
     sigaction(sig, sig == SIGBUS ? &overflow_prev_bus : &overflow_prev_segv,
               NULL);
+    if (si->si_code <= 0)
+        raise(sig);
 }
 
 static void overflow_install(void)

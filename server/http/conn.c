@@ -306,6 +306,32 @@ static int conn_run_request(struct conn *c, co_request_t *req)
     return again;
 }
 
+/* Closing with request bytes still unread makes the kernel send a RST,
+ * which can destroy the response in flight before the client reads it. So
+ * after a refusal or an undrained body: half-close, read and drop what the
+ * client still sends (bounded in bytes and time), then close (nginx's
+ * lingering close). */
+#define CONN_LINGER_MS 2000
+#define CONN_LINGER_BYTES (1024 * 1024)
+
+static void conn_close_lingering(struct conn *c, int unread)
+{
+    if (unread && !c->closing) {
+        c->closing = 1;
+        shutdown(c->fd, SHUT_WR);
+        char sink[4096];
+        size_t total = 0;
+        int64_t deadline = co_deadline(CONN_LINGER_MS);
+        while (total < CONN_LINGER_BYTES) {
+            ssize_t r = co_read(c->fd, sink, sizeof sink, deadline);
+            if (r <= 0)
+                break;
+            total += (size_t)r;
+        }
+    }
+    conn__close(c);
+}
+
 static void *conn_serve(void *arg)
 {
     struct conn *c = arg;
@@ -318,11 +344,13 @@ static void *conn_serve(void *arg)
                 req->method = "-";
             response__error(req, req->res.status, req->error_reason);
             accesslog__request(req);
-            conn__close(c);
+            conn_close_lingering(c, 1);
             return NULL;
         }
         if (!conn_run_request(c, req)) {
-            conn__close(c);
+            int unread = (req->body_mode != BODY_NONE && !req->body_done) ||
+                         c->pos < c->len;
+            conn_close_lingering(c, unread && !req->res.failed);
             return NULL;
         }
         conn_req_put(srv, req);

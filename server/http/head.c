@@ -218,6 +218,8 @@ static int head_body_framing(co_request_t *req)
     req->body_mode = BODY_NONE;
     req->content_length = -1;
     req->body_left = 0;
+    if ((p->flags & F_TRANSFER_ENCODING) && req->version < 11)
+        HEAD_FAIL(req, 400, "Transfer-Encoding in an HTTP/1.0 request");
     if (p->flags & F_TRANSFER_ENCODING) {
         const char *te = co_req_header(req, "transfer-encoding");
         if (!(p->flags & F_CHUNKED) || !te || strcasecmp(te, "chunked") != 0)
@@ -234,6 +236,30 @@ static int head_body_framing(co_request_t *req)
         }
     }
     return 0;
+}
+
+/* Keep-alive per RFC 9112 9.3: a "close" token in any Connection header
+ * wins; HTTP/1.0 needs an explicit "keep-alive"; 1.1 persists by default.
+ * (llhttp's answer lets a 1.0 keep-alive beat a later close.) */
+static int head_keep_alive(const co_request_t *req)
+{
+    int keep = req->version >= 11;
+    for (unsigned i = 0; i < req->nheaders; i++) {
+        const struct http_header *h = &req->headers[i];
+        if (!head_name_is(h, "connection"))
+            continue;
+        const char *v = h->value;
+        while (*v) {
+            v += strspn(v, " \t,");
+            size_t n = strcspn(v, " \t,");
+            if (n == 5 && strncasecmp(v, "close", 5) == 0)
+                return 0;
+            if (n == 10 && strncasecmp(v, "keep-alive", 10) == 0)
+                keep = 1;
+            v += n;
+        }
+    }
+    return keep;
 }
 
 static int head_finish(co_request_t *req)
@@ -256,21 +282,31 @@ static int head_finish(co_request_t *req)
         ((char *)h->name)[h->name_len] = '\0';
         ((char *)h->value)[h->value_len] = '\0';
     }
-    if (req->target[0] != '/') {
-        if (strcmp(req->method, "OPTIONS") == 0 && strcmp(req->target, "*") == 0)
-            ;
-        else
-            HEAD_FAIL(req, 400, "request target must start with /");
+    /* origin-form "/p?q", or absolute-form "http://host/p?q" (RFC 9112
+     * 3.2.2: a server must accept it; the path is what we route on). */
+    char *origin = req->target;
+    if (strncasecmp(origin, "http://", 7) == 0 ||
+        strncasecmp(origin, "https://", 8) == 0) {
+        char *authority = strstr(origin, "://") + 3;
+        origin = authority + strcspn(authority, "/?");
+        if (origin == authority)
+            HEAD_FAIL(req, 400, "absolute target without a host");
+        if (*origin != '/')
+            origin = "/"; /* "http://host" or "http://host?q" */
+    } else if (origin[0] != '/') {
+        HEAD_FAIL(req, 400, "request target must start with /");
     }
-    char *q = memchr(req->target, '?', req->target_len);
-    size_t path_len = q ? (size_t)(q - req->target) : req->target_len;
+    char *q = strchr(req->target, '?');
+    char *end = q ? q : req->target + req->target_len;
+    int literal = origin < req->target || origin > end;
+    size_t path_len = literal ? 1 : (size_t)(end - origin);
     req->query = q ? q + 1 : "";
-    req->path = head_decode_path(req, req->target, path_len);
+    req->path = head_decode_path(req, origin, path_len);
     if (!req->path)
         HEAD_FAIL(req, 400, "malformed percent-encoding or NUL in path");
     if (head_has_dot_segment(req->path))
         HEAD_FAIL(req, 400, "dot segment in path");
-    req->keep_alive = llhttp_should_keep_alive(p);
+    req->keep_alive = head_keep_alive(req);
     const char *expect = co_req_header(req, "expect");
     req->expect_continue = 0;
     if (expect) {
