@@ -44,7 +44,7 @@ msg = @printf '  %-7s %s\n' $(1) $(2)
 
 .SECONDEXPANSION:
 
-.PHONY: all apps deps run demo bench fuzz test test-plain test-asan bench-core clean format
+.PHONY: all apps deps run demo bench fuzz test test-browser test-plain test-asan bench-core clean format
 
 all: $(BUILD)/coserve $(BUILD)/asan/coserve $(BUILD)/interleave apps \
      $(foreach v,plain asan,$(addprefix $(BUILD)/$(v)/tests/,$(TEST_NAMES)))
@@ -53,15 +53,18 @@ apps: $(addprefix $(BUILD)/apps/,$(addsuffix .so,$(APP_NAMES))) \
       $(addprefix $(BUILD)/test-apps/,$(addsuffix .so,$(TEST_APP_NAMES)))
 
 # Any apps/NAME/*.c becomes build/apps/NAME.so: add a folder, get an app.
-$(BUILD)/apps/%.so: $$(wildcard apps/%/*.c) include/coserve.h
+# An app that needs libraries lists them in apps/NAME/link.flags.
+$(BUILD)/apps/%.so: $$(wildcard apps/%/*.c apps/%/*.h apps/%/link.flags) include/coserve.h
 	$(call msg,APP,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(PLAIN_CC) $(PLAIN_CFLAGS) -fPIC -shared $(filter %.c,$^) -o $@
+	$(Q)$(PLAIN_CC) $(PLAIN_CFLAGS) -fPIC -shared $(filter %.c,$^) \
+	    $(shell cat apps/$*/link.flags 2>/dev/null) -o $@
 
-$(BUILD)/test-apps/%.so: $$(wildcard tests/apps/%/*.c) include/coserve.h
+$(BUILD)/test-apps/%.so: $$(wildcard tests/apps/%/*.c tests/apps/%/link.flags) include/coserve.h
 	$(call msg,APP,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(PLAIN_CC) $(PLAIN_CFLAGS) -fPIC -shared $(filter %.c,$^) -o $@
+	$(Q)$(PLAIN_CC) $(PLAIN_CFLAGS) -fPIC -shared $(filter %.c,$^) \
+	    $(shell cat tests/apps/$*/link.flags 2>/dev/null) -o $@
 
 deps:
 	$(Q)sh scripts/deps.sh
@@ -72,7 +75,7 @@ $(BUILD)/$(1)/tests/%: tests/$(3)/%.c $(BUILD)/$(1)/libcore.a
 	$$(call msg,TEST,$$@)
 	$(Q)mkdir -p $$(@D)
 	$(Q)$$($(2)_CC) $$($(2)_CFLAGS) -MMD -MP $$< $(BUILD)/$(1)/libcore.a \
-	    -lcriterion $(LIBS) -o $$@
+	    -lcriterion -ljansson -lsqlite3 $(LIBS) -o $$@
 endef
 
 # One object rule per variant: build/VARIANT/obj/path/file.o
@@ -142,16 +145,24 @@ test: deps
 	    || { tail -60 $(BUILD)/fuzz.log; echo "fuzz: failed (build/fuzz.log)"; exit 1; }
 	$(Q)grep -h '^Done' $(BUILD)/fuzz.log | sed 's/^/  fuzz    /'
 	$(Q)rm -f $(BUILD)/test-counts
-	$(Q)$(MAKE) --no-print-directory test-plain test-asan
+	$(Q)$(MAKE) --no-print-directory test-plain test-asan test-browser
 	$(Q)awk '{p+=$$1; f+=$$2} END {printf "all: %d passed, %d failed\n", p, f}' $(BUILD)/test-counts
 
 test-plain test-asan: test-%:
 	$(Q)sh tests/run-suites.sh $* $(BUILD)/$*/tests "COSERVE_BIN=$(BUILD)/$*/coserve COSERVE_APPS=$(BUILD)/apps COSERVE_TEST_APPS=$(BUILD)/test-apps $(if $(filter asan,$*),$(ASAN_ENV))"
 
+# The notes page in headless Chromium, driven by Playwright.
+test-browser: $(BUILD)/coserve apps
+	$(Q)sh tests/browser/run.sh > $(BUILD)/browser.log 2>&1; rc=$$?; \
+	    tail -5 $(BUILD)/browser.log; \
+	    sed -n 's/^browser: \([0-9]*\) passed, \([0-9]*\) failed$$/\1 \2/p' \
+	        $(BUILD)/browser.log >> $(BUILD)/test-counts; exit $$rc
+
 bench: deps
 	$(Q)$(MAKE) --no-print-directory $(BUILD)/coserve apps $(BUILD)/bench-core
 	$(Q)$(BUILD)/bench-core
 	$(Q)sh tests/bench/bench_http.sh
+	$(Q)sh tests/bench/bench_notes.sh
 
 bench-core: deps
 	$(Q)$(MAKE) --no-print-directory $(BUILD)/bench-core

@@ -4,12 +4,17 @@
 # installs, otherwise it says what to install and fails.
 set -e
 PKGS="build-essential clang libclang-rt-14-dev libev-dev node-llhttp \
-libsqlite3-dev libcriterion-dev pkg-config valgrind wrk nginx-light"
+libsqlite3-dev libjansson-dev libcriterion-dev pkg-config valgrind wrk \
+nginx-light chromium sqlite3 curl"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
         || missing="$missing $p"
 done
+# Node.js (for the browser test's Playwright) may come from another
+# packaging: only the commands matter.
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 [ -z "$missing" ] && exit 0
 echo "deps: installing$missing"
 if [ "$(id -u)" != 0 ]; then

@@ -17,6 +17,7 @@
 
 #include "app/app.h"
 #include "core/log.h"
+#include "core/offload.h"
 #include "core/stack.h"
 #include "http/server.h"
 #include "http/static.h"
@@ -79,6 +80,8 @@ static int main_worker(void *arg, int ready_fd, char *slot)
     w->cfg.on_stop = main_apps_stop;
     w->cfg.hooks_ctx = w;
     int rc = http__serve(&w->cfg, w->listen_fd);
+    /* the apps' offload hooks (fini) must run while their code is mapped */
+    offload__shutdown();
     app__unload_all(&w->table);
     if (main_have_www)
         static__close(&main_www);

@@ -86,7 +86,9 @@ static void master_child(int index, int ready_wr)
             close(m.w[i].ready_fd);
     char *slot = m.slots + (size_t)index * MASTER_SLOT_SIZE;
     slot[0] = '\0';
-    _exit(m.cfg->worker_main(m.cfg->ctx, ready_wr, slot));
+    /* exit, not _exit: atexit handlers and stdio buffers are the worker's
+     * own (main flushed stdout before forking) */
+    exit(m.cfg->worker_main(m.cfg->ctx, ready_wr, slot));
 }
 
 static void master_spawn(void)

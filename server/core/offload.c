@@ -161,10 +161,19 @@ static void offload_stop(void)
     pool.stopping = 1;
     pthread_cond_broadcast(&pool.work);
     unsigned n = pool.started;
+    pool.started = 0;
     pthread_mutex_unlock(&pool.lock);
     for (unsigned i = 0; i < n; i++)
         pthread_join(pool.threads[i], NULL);
+    pthread_mutex_lock(&pool.lock);
+    free(pool.threads);
+    pool.threads = NULL;
+    pool.nhooks = 0; /* their fini ran; the code may be unloaded next */
+    pool.stopping = 0;
+    pthread_mutex_unlock(&pool.lock);
 }
+
+void offload__shutdown(void) { offload_stop(); }
 
 static unsigned offload_default_threads(void)
 {
@@ -211,7 +220,9 @@ static int offload_start(void)
         pool.started++;
     }
     pthread_attr_destroy(&attr);
-    atexit(offload_stop);
+    static int registered;
+    if (!registered++)
+        atexit(offload_stop);
     return 0;
 }
 

@@ -21,6 +21,11 @@ void offload__hub_init(struct hub *hub);
  * Returns non-zero if it delivered some. */
 int offload__spin(struct hub *hub);
 
+/* Stops the pool: queued work runs first, then every thread runs its fini
+ * hooks and exits; the hooks are forgotten. Call it before unloading the
+ * code of any hook. Also run at exit. The pool restarts on next use. */
+void offload__shutdown(void);
+
 /* Frees the hub's task records; no offload may be in flight. */
 void offload__hub_destroy(struct hub *hub);
 

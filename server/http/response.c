@@ -281,6 +281,8 @@ int co_res_write(co_response_t *res, const void *buf, size_t n)
 {
     co_request_t *req = response_req(res);
     coro__self("co_res_write");
+    if (n == 0) /* co_res_send(res, 204, NULL, NULL, 0) is fine */
+        return res->failed ? (errno = EPIPE, -1) : 0;
     if (res->failed) {
         errno = EPIPE;
         return -1;

@@ -3,7 +3,8 @@
 #
 #   sh tests/bench/bench_http.sh        (what `make bench` runs)
 #
-# One server under load at a time, pinned to core 0; wrk pinned to core 1.
+# Both servers pinned to core 0, wrk pinned to core 1; the scenarios alternate
+# between the servers, and only the one wrk aims at carries load.
 # Scenarios: 100 and 1,000 keep-alive connections, and 100 connections
 # pipelining 16 requests per write. For each: req/s, p50/p99 latency, and the
 # server's CPU time (utime+stime of all its processes) per completed request.
@@ -44,20 +45,26 @@ NOFILE=$(ulimit -n)
 
 T=$(mktemp -d /tmp/bench_http.XXXXXX)
 SPID='' NGPID='' CLPID=''
+# TERM a server (master + workers), wait up to 10 s, then KILL what is left.
+stop_tree() { # $1 = main pid, $2 = signal
+    [ -n "$1" ] || return 0
+    kids=$(pgrep -P "$1")
+    kill -"$2" "$1" 2>/dev/null
+    i=0
+    while kill -0 "$1" 2>/dev/null && [ $i -lt 100 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    # shellcheck disable=SC2086
+    kill -9 "$1" $kids 2>/dev/null
+    wait "$1" 2>/dev/null
+    return 0
+}
+
 cleanup() {
-    for p in $CLPID $SPID; do
-        kill "$p" 2>/dev/null
-    done
-    # nginx: TERM the master; it takes its worker with it.
-    [ -n "$NGPID" ] && kill "$NGPID" 2>/dev/null
-    for p in $CLPID $SPID $NGPID; do
-        i=0
-        while kill -0 "$p" 2>/dev/null && [ $i -lt 50 ]; do
-            sleep 0.1
-            i=$((i + 1))
-        done
-        kill -9 "$p" 2>/dev/null
-    done
+    [ -n "$CLPID" ] && kill "$CLPID" 2>/dev/null
+    stop_tree "$SPID" TERM
+    stop_tree "$NGPID" QUIT
     rm -rf "$T"
 }
 trap cleanup EXIT
@@ -84,18 +91,23 @@ wait_up() {
     return 1
 }
 
-# The server's processes: coserve is one process (threads are counted in
-# its /proc/PID/stat); nginx is the master plus its workers.
+# The server's processes: the main pid (master, or coserve's only process)
+# and its children (the workers). Threads are counted in /proc/PID/stat.
 server_pids() { # $1 = main pid
     echo "$1"
     pgrep -P "$1"
 }
 
-cpu_ticks() { # $1 = main pid -> utime+stime of all its processes, in ticks
+# utime+stime (fields 14, 15) of the main process and its live children,
+# plus the main process's cutime+cstime (16, 17): a worker that exited and
+# was reaped during a run still counts. In clock ticks.
+cpu_ticks() { # $1 = main pid
     for p in $(server_pids "$1"); do
         # Strip "pid (comm) " so field numbering does not depend on comm.
-        sed 's/^.*) //' /proc/"$p"/stat 2>/dev/null
-    done | awk '{ s += $12 + $13 } END { print s + 0 }'
+        printf '%s ' "$p"
+        sed 's/^.*) //' /proc/"$p"/stat 2>/dev/null || echo
+    done | awk -v main="$1" '{ s += $13 + $14; if ($1 == main) s += $15 + $16 }
+                             END { print s + 0 }'
 }
 
 rss_kib() { # $1 = main pid -> VmRSS of all its processes, KiB
@@ -106,25 +118,34 @@ rss_kib() { # $1 = main pid -> VmRSS of all its processes, KiB
 
 CLK_TCK=$(getconf CLK_TCK)
 
+# Busy ticks of the server's core (everything but idle and iowait), to tell
+# how much of it went to other processes during a run.
+core_busy() {
+    awk -v c="cpu$SERVER_CPU" '$1 == c { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat
+}
+
 # ---------------------------------------------------------------- servers
 
-COSERVE_CMD="taskset -c $SERVER_CPU $COSERVE --listen 127.0.0.1:\$PORT --apps $APPS --www $WWW --access-log off --log-level warn --max-connections $((IDLE_CONNS + 1000))"
+# One worker, like nginx's worker_processes 1 (if this coserve has workers).
+CS_WORKERS=''
+"$COSERVE" --help 2>&1 | grep -q -- '--workers' && CS_WORKERS='--workers 1'
+# Only the hello app: another app in build/apps failing its init (or slowing
+# the router) must not skew this benchmark.
+mkdir -p "$T/apps"
+ln -s "$APPS/hello.so" "$T/apps/hello.so"
+CS_ARGS="--apps $T/apps --www $WWW --access-log off --log-level warn $CS_WORKERS --max-connections $((IDLE_CONNS + 1000))"
+COSERVE_CMD="taskset -c $SERVER_CPU $COSERVE --listen 127.0.0.1:\$PORT $CS_ARGS"
 
 start_coserve() { # $1 = port, $2 = stderr file
-    taskset -c $SERVER_CPU "$COSERVE" --listen "127.0.0.1:$1" --apps "$APPS" \
-        --www "$WWW" --access-log off --log-level warn \
-        --max-connections $((IDLE_CONNS + 1000)) 2>>"$2" &
+    # shellcheck disable=SC2086
+    taskset -c $SERVER_CPU "$COSERVE" --listen "127.0.0.1:$1" $CS_ARGS 2>>"$2" &
     SPID=$!
     wait_up "$1" "$SPID" || { echo "bench_http: coserve did not start:" >&2; cat "$2" >&2; exit 1; }
 }
 
 stop_coserve() {
-    kill "$SPID" 2>/dev/null
-    i=0
-    while kill -0 "$SPID" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-    kill -9 "$SPID" 2>/dev/null
-    wait "$SPID" 2>/dev/null
-    SPID=
+    stop_tree "$SPID" TERM
+    SPID=''
 }
 
 NGINX_CMD="taskset -c $SERVER_CPU nginx -e $T/nginx/error.log -p $T/nginx -c $T/nginx/nginx.conf"
@@ -177,12 +198,8 @@ EOF
 }
 
 stop_nginx() {
-    kill -QUIT "$NGPID" 2>/dev/null
-    i=0
-    while kill -0 "$NGPID" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-    kill -9 "$NGPID" 2>/dev/null
-    wait "$NGPID" 2>/dev/null
-    NGPID=
+    stop_tree "$NGPID" QUIT
+    NGPID=''
 }
 
 # ---------------------------------------------------------------- wrk
@@ -213,41 +230,48 @@ wrk_cmd() { # $1 = conns, $2 = extra, $3 = url
     echo "taskset -c $CLIENT_CPU wrk -t1 -c$1 -d$DUR --latency $2${2:+ }$3"
 }
 
-# $1 = server label, $2 = main pid, $3 = url. Writes $T/res.<label>.<scenario>
-# as "rps p50 p99 cpu_us_per_req requests errors".
-run_all() {
-    label=$1 pid=$2 url=$3
-    # Warm-up (not measured).
-    taskset -c $CLIENT_CPU wrk -t1 -c100 -d1s "$url" >/dev/null 2>&1
-    old_ifs=$IFS
-    for sc in $SCENARIOS; do
-        IFS=:
-        set -- $sc
-        IFS=$old_ifs
-        name=$1 conns=$2 extra=$(sc_extra "${3:-}")
-        before=$(cpu_ticks "$pid")
-        # shellcheck disable=SC2086
-        taskset -c $CLIENT_CPU wrk -t1 -c"$conns" -d"$DUR" --latency $extra "$url" \
-            >"$T/wrk.$label.$name" 2>&1
-        after=$(cpu_ticks "$pid")
-        alive=yes
-        kill -0 "$pid" 2>/dev/null || alive=DEAD
-        awk -v b="$before" -v a="$after" -v hz="$CLK_TCK" -v alive="$alive" '
-            / requests in / { n = $1 }
-            /^Requests\/sec:/ { rps = $2 }
-            /^ +50%/ { p50 = $2 }
-            /^ +99%/ { p99 = $2 }
-            /Socket errors:/ { sub(/^ *Socket errors: */, ""); gsub(/ /, ""); err = err $0 ";" }
-            /Non-2xx or 3xx/ { err = err "non2xx=" $NF ";" }
-            END {
-                if (alive != "yes") err = err "server-died;"
-                if (err == "") err = "-"
-                cpu = (n > 0) ? (a - b) * 1e6 / hz / n : 0
-                printf "%s %s %s %.2f %d %s\n", rps + 0, p50 ? p50 : "-", p99 ? p99 : "-", cpu, n, err
-            }' "$T/wrk.$label.$name" >"$T/res.$label.$name"
-        printf '  %-8s %-17s %s\n' "$label" "$name" "$(cat "$T/res.$label.$name")" >&2
-        [ "$alive" = yes ] || return 1
-    done
+# One measured wrk run. $1 = server label, $2 = main pid, $3 = url,
+# $4 = scenario name, $5 = connections, $6 = extra wrk args. Writes
+# $T/res.<label>.<scenario> as "rps p50 p99 cpu_us_per_req requests errors";
+# returns 1 if the server died.
+run_one() {
+    label=$1 pid=$2 url=$3 name=$4 conns=$5 extra=$6
+    kids0=$(pgrep -P "$pid" | sort | tr '\n' ' ')
+    before=$(cpu_ticks "$pid")
+    busy0=$(core_busy)
+    t0=$(date +%s.%N)
+    # shellcheck disable=SC2086
+    taskset -c $CLIENT_CPU wrk -t1 -c"$conns" -d"$DUR" --latency $extra "$url" \
+        >"$T/wrk.$label.$name" 2>&1
+    after=$(cpu_ticks "$pid")
+    busy1=$(core_busy)
+    t1=$(date +%s.%N)
+    # Share of core 0 used by other processes while this run went on.
+    awk -v b0="$busy0" -v b1="$busy1" -v s="$((after - before))" -v t0="$t0" -v t1="$t1" \
+        -v hz="$CLK_TCK" -v l="$label $name" 'BEGIN {
+            o = (b1 - b0 - s) / hz / (t1 - t0) * 100
+            printf "%s %.0f%%\n", l, o < 0 ? 0 : o }' >>"$T/others"
+    kids1=$(pgrep -P "$pid" | sort | tr '\n' ' ')
+    alive=yes
+    kill -0 "$pid" 2>/dev/null || alive=DEAD
+    [ "$kids0" = "$kids1" ] || alive=worker-replaced
+    awk -v b="$before" -v a="$after" -v hz="$CLK_TCK" -v alive="$alive" '
+        / requests in / { n = $1 }
+        /^Requests\/sec:/ { rps = $2 }
+        /^ +50%/ { p50 = $2 }
+        /^ +99%/ { p99 = $2 }
+        # wrk sometimes prints a 0 percentile with pipelining: not a latency.
+        /^ +(50|99)%/ && $2 ~ /^0(\.0+)?[um]?s$/ { if ($1 == "50%") p50 = "n/a"; else p99 = "n/a" }
+        /Socket errors:/ { sub(/^ *Socket errors: */, ""); gsub(/ /, ""); err = err $0 ";" }
+        /Non-2xx or 3xx/ { err = err "non2xx=" $NF ";" }
+        END {
+            if (alive != "yes") err = err "server:" alive ";"
+            if (err == "") err = "-"
+            cpu = (n > 0) ? (a - b) * 1e6 / hz / n : 0
+            printf "%s %s %s %.2f %d %s\n", rps + 0, p50 ? p50 : "-", p99 ? p99 : "-", cpu, n, err
+        }' "$T/wrk.$label.$name" >"$T/res.$label.$name"
+    printf '  %-8s %-17s %s\n' "$label" "$name" "$(cat "$T/res.$label.$name")" >&2
+    [ "$alive" != DEAD ]
 }
 
 # ---------------------------------------------------------------- idle memory
@@ -329,7 +353,7 @@ say "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)  (other load on the
 say "open-file limit: $NOFILE; CPU time from /proc/PID/stat utime+stime, CLK_TCK=$CLK_TCK"
 say ""
 say "commands:"
-say "  coserve: $COSERVE_CMD"
+say "  coserve: $COSERVE_CMD   ($T/apps holds only a link to build/apps/hello.so)"
 say "  nginx:   $NGINX_CMD   (1 worker, access_log off, keepalive_requests 1000000, worker_connections $((IDLE_CONNS + 1000)), worker_rlimit_nofile $NOFILE)"
 for sc in $SCENARIOS; do
     old_ifs=$IFS
@@ -346,18 +370,34 @@ say ""
 CS_ERR=$T/coserve.stderr
 : >"$CS_ERR"
 
+# Both servers run; the scenarios alternate between them (coserve, then
+# nginx, for each) so that drifting background load hits both alike. Only
+# the one wrk is aimed at carries load.
 echo "throughput runs ($DUR each):" >&2
-PORT=$(free_port)
-start_coserve "$PORT" "$CS_ERR"
+CS_PORT=$(free_port)
+start_coserve "$CS_PORT" "$CS_ERR"
+NG_PORT=$(free_port)
+start_nginx "$NG_PORT"
+CS_URL=http://127.0.0.1:$CS_PORT/hello
+NG_URL=http://127.0.0.1:$NG_PORT/hello
 CS_RSS0=$(rss_kib "$SPID")
-run_all coserve "$SPID" "http://127.0.0.1:$PORT/hello"
-CS_ALIVE=$?
+# Warm-up (not measured).
+taskset -c $CLIENT_CPU wrk -t1 -c100 -d1s "$CS_URL" >/dev/null 2>&1
+taskset -c $CLIENT_CPU wrk -t1 -c100 -d1s "$NG_URL" >/dev/null 2>&1
+CS_ALIVE=0
+for sc in $SCENARIOS; do
+    old_ifs=$IFS
+    IFS=:
+    set -- $sc
+    IFS=$old_ifs
+    name=$1 conns=$2 extra=$(sc_extra "${3:-}")
+    if [ $CS_ALIVE -eq 0 ]; then
+        run_one coserve "$SPID" "$CS_URL" "$name" "$conns" "$extra" || CS_ALIVE=1
+    fi
+    run_one nginx "$NGPID" "$NG_URL" "$name" "$conns" "$extra"
+done
 CS_RSS1=$(rss_kib "$SPID")
-if [ $CS_ALIVE -eq 0 ]; then stop_coserve; else wait "$SPID" 2>/dev/null; SPID=''; fi
-
-PORT=$(free_port)
-start_nginx "$PORT"
-run_all nginx "$NGPID" "http://127.0.0.1:$PORT/hello"
+stop_coserve
 stop_nginx
 
 echo "idle keep-alive memory ($IDLE_CONNS connections):" >&2
@@ -395,9 +435,9 @@ fmt="%-17s | %12s %12s %6s %-5s | %-17s | %-17s | %9s %9s %6s %-5s\n"
         nrps = $8; np50 = $9; np99 = $10; ncpu = $11
         r = (nrps > 0) ? crps / nrps : 0
         cr = (ncpu > 0) ? ccpu / ncpu : 0
-        printf fmt, name, sprintf("%.0f", crps), sprintf("%.0f", nrps), sprintf("%.2f", r),
+        printf fmt, name, sprintf("%.0f", crps), sprintf("%.0f", nrps), sprintf("%.3f", r),
             (r >= 1.0 ? "PASS" : "MISS"), cp50 "/" cp99, np50 "/" np99,
-            sprintf("%.2f", ccpu), sprintf("%.2f", ncpu), sprintf("%.2f", cr),
+            sprintf("%.2f", ccpu), sprintf("%.2f", ncpu), sprintf("%.3f", cr),
             (cr > 0 && cr <= 1.0 ? "PASS" : "MISS")
     }'
     echo
@@ -417,6 +457,9 @@ fmt="%-17s | %12s %12s %6s %-5s | %-17s | %-17s | %9s %9s %6s %-5s\n"
         [ "$e" = - ] || errs="$errs ${f##*/res.}:$e"
     done
     echo "wrk errors:${errs:- none}"
+    echo "core $SERVER_CPU time taken by other processes during each run (noise):" \
+        "$(paste -sd, "$T/others" | sed 's/,/, /g')"
+    echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
     if [ "$CS_ALIVE" -ne 0 ]; then
         echo "coserve: DIED during the run"
     fi

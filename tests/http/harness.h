@@ -11,13 +11,16 @@
  *   - h_start(extra) picks a free loopback port (bind port 0, read it, close),
  *     fork+execs $COSERVE_BIN (build/plain/coserve) with --listen, --apps
  *     $COSERVE_APPS (build/apps), --www <temp www>, --access-log <temp file>,
- *     --graceful-timeout 3s and then `extra` (getopt: later flags win), with
- *     stdout and stderr going to stderr.log. It is ready when stderr says
- *     "serving on" (so the port is ours) and connect() succeeds; a port lost
- *     to a race (EADDRINUSE) is retried with another.
- *   - h_stop() sends SIGTERM, waits, and asserts exit status 0, which also
- *     catches AddressSanitizer / LeakSanitizer reports (they make the server
- *     exit non-zero); the failure message quotes the server's stderr.
+ *     --graceful-timeout 3s, --workers $COSERVE_TEST_WORKERS (2) and then
+ *     `extra` (getopt: later flags win), with stdout and stderr going to
+ *     stderr.log. It is ready when every worker has logged "serving on" (so
+ *     the port is ours and the apps are loaded) and connect() succeeds; a
+ *     port lost to a race (EADDRINUSE) is retried with another. A sanitizer
+ *     report or a dying worker during startup fails at once.
+ *   - h_stop() sends SIGTERM, waits, and asserts exit status 0 and a log
+ *     free of sanitizer reports and crashed workers (the master exits 0
+ *     whatever its workers did, so the log is where a worker's ASan/UBSan
+ *     report shows); the failure message quotes the server's stderr.
  *   - h_teardown() is every suite's .fini: it kills a server still running
  *     (a failed test) and removes the temp dir. The server also gets
  *     PR_SET_PDEATHSIG, so a test killed by a timeout leaves no orphan.
@@ -163,13 +166,13 @@ static inline void h_raise_nofile(rlim_t want)
 /* ---- the server process ----------------------------------------------- */
 
 struct h_server {
-    pid_t pid;            /* -1 when not running */
+    pid_t pid; /* -1 when not running */
     int port;
-    char dir[128];        /* the test's temp dir */
-    char www[192];        /* dir/www */
-    char apps[192];       /* dir/apps (empty unless a test fills it) */
-    char err_path[192];   /* the server's stdout + stderr */
-    char log_path[192];   /* its access log */
+    char dir[128];      /* the test's temp dir */
+    char www[192];      /* dir/www */
+    char apps[192];     /* dir/apps (empty unless a test fills it) */
+    char err_path[192]; /* the server's stdout + stderr */
+    char log_path[192]; /* its access log */
 };
 
 static struct h_server h_srv = {.pid = -1};
@@ -186,10 +189,8 @@ static inline void h_setup(void)
     cr_assert_not_null(mkdtemp(h_srv.dir), "mkdtemp: %s", strerror(errno));
     snprintf(h_srv.www, sizeof h_srv.www, "%s/www", h_srv.dir);
     snprintf(h_srv.apps, sizeof h_srv.apps, "%s/apps", h_srv.dir);
-    snprintf(h_srv.err_path, sizeof h_srv.err_path, "%s/stderr.log",
-             h_srv.dir);
-    snprintf(h_srv.log_path, sizeof h_srv.log_path, "%s/access.log",
-             h_srv.dir);
+    snprintf(h_srv.err_path, sizeof h_srv.err_path, "%s/stderr.log", h_srv.dir);
+    snprintf(h_srv.log_path, sizeof h_srv.log_path, "%s/access.log", h_srv.dir);
     cr_assert_eq(mkdir(h_srv.www, 0755), 0, "mkdir: %s", strerror(errno));
     cr_assert_eq(mkdir(h_srv.apps, 0755), 0, "mkdir: %s", strerror(errno));
     char path[512];
@@ -197,6 +198,11 @@ static inline void h_setup(void)
     h_write_file(path, H_INDEX_HTML, strlen(H_INDEX_HTML));
     snprintf(path, sizeof path, "%s/hello.txt", h_srv.www);
     h_write_file(path, "hello, static\n", 14);
+    /* the notes app (when loaded) must not touch the developer's var/ */
+    if (!getenv("COSERVE_NOTES_DB")) {
+        snprintf(path, sizeof path, "%s/notes.db", h_srv.dir);
+        setenv("COSERVE_NOTES_DB", path, 1);
+    }
 }
 
 /* A path inside the temp dir (static buffer: copy it to keep two). */
@@ -224,6 +230,17 @@ static inline int h_stderr_has(const char *needle)
     return found;
 }
 
+/* How many times needle occurs in the server's stderr. */
+static inline int h_stderr_count(const char *needle)
+{
+    char *s = h_stderr();
+    int n = 0;
+    for (const char *p = s; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    free(s);
+    return n;
+}
+
 /* Waits (bounded) until the server's stderr contains needle. */
 static inline int h_wait_stderr(const char *needle, int timeout_ms)
 {
@@ -249,6 +266,27 @@ static inline const char *h_stderr_tail(size_t max)
     snprintf(tail, sizeof tail, "%s", from);
     free(s);
     return tail;
+}
+
+/* The first sign of trouble in the server's log, or NULL: a sanitizer
+ * report, a crashed worker, a fatal error. The master exits 0 whatever its
+ * workers did, so a worker's failure shows only here. */
+static inline const char *h_log_problem(void)
+{
+    static const char *const bad[] = {"ERROR: AddressSanitizer",
+                                      "ERROR: LeakSanitizer",
+                                      "runtime error:",
+                                      "killed by signal",
+                                      "exited with status",
+                                      "fatal:",
+                                      NULL};
+    char *log = h_stderr();
+    const char *found = NULL;
+    for (int i = 0; bad[i] && !found; i++)
+        if (strstr(log, bad[i]))
+            found = bad[i];
+    free(log);
+    return found;
 }
 
 /* A port that was free a moment ago (bind 127.0.0.1:0, read, close). */
@@ -302,14 +340,24 @@ static inline int h_start_once(const char *const *extra)
     argv[argc++] = h_srv.log_path;
     argv[argc++] = "--graceful-timeout";
     argv[argc++] = "3s";
+    /* every worker logs "serving on": wait for all of them */
+    int workers = atoi(h_env("COSERVE_TEST_WORKERS", "2"));
+    if (workers < 1)
+        workers = 1;
+    static char workers_text[16];
+    snprintf(workers_text, sizeof workers_text, "%d", workers);
+    argv[argc++] = "--workers";
+    argv[argc++] = workers_text;
     for (int i = 0; extra && extra[i]; i++) {
         cr_assert(argc < 94, "too many server flags");
         argv[argc++] = extra[i];
+        if (strcmp(extra[i], "--workers") == 0 && extra[i + 1])
+            workers = atoi(extra[i + 1]) > 0 ? atoi(extra[i + 1]) : 1;
     }
     argv[argc] = NULL;
 
-    int errfd = open(h_srv.err_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                     0644);
+    int errfd =
+        open(h_srv.err_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     cr_assert(errfd >= 0, "open %s: %s", h_srv.err_path, strerror(errno));
     int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
     cr_assert(devnull >= 0);
@@ -326,8 +374,9 @@ static inline int h_start_once(const char *const *extra)
         dup2(errfd, 1);
         dup2(errfd, 2);
         /* no inherited descriptor (Criterion's pipes) outlives exec */
-        for (int fd = 3; fd < 1024; fd++)
-            close(fd);
+        if (close_range(3, ~0U, 0) < 0)
+            for (int fd = 3; fd < 4096; fd++)
+                close(fd);
         signal(SIGPIPE, SIG_DFL);
         execv(argv[0], (char *const *)argv);
         static const char msg[] = "harness: exec of the server failed\n";
@@ -356,7 +405,17 @@ static inline int h_start_once(const char *const *extra)
                            "status 0x%x; its stderr is above",
                            argv[0], status);
         }
-        if (h_stderr_has("serving on")) {
+        const char *bad = h_log_problem();
+        if (bad) {
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            h_srv.pid = -1;
+            cr_log_error("server stderr:\n%s", h_stderr_tail(6000));
+            cr_assert_fail("the server failed while starting: its log says "
+                           "\"%s\" (stderr above)",
+                           bad);
+        }
+        if (h_stderr_count("serving on") >= workers) {
             int fd = h_try_connect_port(h_srv.port);
             if (fd >= 0) {
                 close(fd);
@@ -437,6 +496,13 @@ static inline void h_stop(void)
                  "the server exited with status %d, not 0 (a sanitizer "
                  "report?); its stderr is above",
                  WEXITSTATUS(status));
+    /* The master exits 0 whatever its workers did: a worker's sanitizer
+     * report or crash shows only in the log. */
+    const char *bad = h_log_problem();
+    if (bad) {
+        cr_log_error("server stderr:\n%s", h_stderr_tail(6000));
+        cr_assert_fail("the server's log says \"%s\" (stderr above)", bad);
+    }
 }
 
 static inline int h_rm_entry(const char *path, const struct stat *st, int type,
@@ -466,10 +532,10 @@ static inline void h_teardown(void)
 
 struct h_conn {
     int fd;
-    char *buf;      /* received, not yet consumed */
+    char *buf; /* received, not yet consumed */
     size_t len, cap;
-    int eof;        /* the peer closed (FIN or RST) */
-    int reset;      /* ... with an RST (ECONNRESET) */
+    int eof;   /* the peer closed (FIN or RST) */
+    int reset; /* ... with an RST (ECONNRESET) */
 };
 
 /* Connects (non-blocking connect, bounded); NULL if it fails. */
@@ -593,8 +659,7 @@ static inline int h_try_send(struct h_conn *c, const void *data, size_t n)
             end = h_now_ms() + H_GUARD_MS; /* progress: a new guard */
             continue;
         }
-        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
-            errno != EINTR)
+        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
             return -1;
         int64_t left = end - h_now_ms();
         if (left <= 0) {
@@ -638,19 +703,19 @@ static inline char *h_fmt(const char *fmt, ...)
 
 struct h_resp {
     int status;
-    int minor;              /* HTTP/1.x */
-    char *head;             /* the raw head, up to and including CRLF CRLF */
+    int minor;  /* HTTP/1.x */
+    char *head; /* the raw head, up to and including CRLF CRLF */
     size_t head_len;
     int nheaders;
     char *names[H_MAX_HEADERS], *values[H_MAX_HEADERS]; /* into `lines` */
     char *lines;
-    char *body;             /* decoded (chunked removed), NUL-terminated */
+    char *body; /* decoded (chunked removed), NUL-terminated */
     size_t body_len;
-    int chunked;            /* framed with Transfer-Encoding: chunked */
+    int chunked;              /* framed with Transfer-Encoding: chunked */
     long long content_length; /* -1 if none */
-    int until_close;        /* framed by the end of the connection */
-    size_t raw_len;         /* wire bytes of the whole response */
-    char *trailers;         /* raw trailer section (chunked), or NULL */
+    int until_close;          /* framed by the end of the connection */
+    size_t raw_len;           /* wire bytes of the whole response */
+    char *trailers;           /* raw trailer section (chunked), or NULL */
 };
 
 enum {
@@ -888,7 +953,8 @@ static inline int h_parse_response(struct h_conn *c, struct h_resp *r,
         char *e;
         errno = 0;
         tmp.content_length = strtoll(cl, &e, 10);
-        if (*e || errno || tmp.content_length < 0 || !isdigit((unsigned char)*cl)) {
+        if (*e || errno || tmp.content_length < 0 ||
+            !isdigit((unsigned char)*cl)) {
             snprintf(why, wl, "bad Content-Length '%s'", cl);
             rc = -1;
         }
@@ -942,9 +1008,8 @@ static inline int h_parse_response(struct h_conn *c, struct h_resp *r,
 /* Reads one response. Returns 1 (r filled), 0 when the connection ended
  * cleanly before any byte of it, -1 on timeout, a truncated or malformed
  * response (why says which). */
-static inline int h_read_response(struct h_conn *c, struct h_resp *r,
-                                  int flags, int timeout_ms, char *why,
-                                  size_t wl)
+static inline int h_read_response(struct h_conn *c, struct h_resp *r, int flags,
+                                  int timeout_ms, char *why, size_t wl)
 {
     int64_t deadline = h_now_ms() + timeout_ms;
     memset(r, 0, sizeof *r);

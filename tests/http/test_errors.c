@@ -67,18 +67,16 @@ Test(errors, a_duplicate_host_is_400)
     h_start(NULL);
     expect_refusal_str("GET /hello HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
                        400);
-    expect_refusal_str("GET /hello HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n"
-                       SMUGGLE,
-                       400);
+    expect_refusal_str(
+        "GET /hello HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n" SMUGGLE, 400);
     h_stop();
 }
 
 Test(errors, an_empty_header_name_is_400)
 {
     h_start(NULL);
-    expect_refusal_str("GET /hello HTTP/1.1\r\nHost: t\r\n: value\r\n\r\n"
-                       SMUGGLE,
-                       400);
+    expect_refusal_str(
+        "GET /hello HTTP/1.1\r\nHost: t\r\n: value\r\n\r\n" SMUGGLE, 400);
     h_stop();
 }
 
@@ -86,9 +84,8 @@ Test(errors, whitespace_before_the_colon_is_400)
 {
     h_start(NULL);
     expect_refusal_str("GET /hello HTTP/1.1\r\nHost : t\r\n\r\n", 400);
-    expect_refusal_str("GET /hello HTTP/1.1\r\nHost: t\r\nX-A\t: b\r\n\r\n"
-                       SMUGGLE,
-                       400);
+    expect_refusal_str(
+        "GET /hello HTTP/1.1\r\nHost: t\r\nX-A\t: b\r\n\r\n" SMUGGLE, 400);
     /* and the classic: "Transfer-Encoding : chunked" must not be half-read */
     expect_refusal_str("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n"
                        "Transfer-Encoding : chunked\r\n\r\n"
@@ -100,11 +97,10 @@ Test(errors, whitespace_before_the_colon_is_400)
 Test(errors, an_obs_fold_line_is_400)
 {
     h_start(NULL);
-    expect_refusal_str("GET /hello HTTP/1.1\r\nHost: t\r\nX-A: a\r\n b\r\n\r\n"
-                       SMUGGLE,
-                       400);
-    expect_refusal_str("GET /hello HTTP/1.1\r\nHost: t\r\nX-A: a\r\n\tb\r\n\r\n",
-                       400);
+    expect_refusal_str(
+        "GET /hello HTTP/1.1\r\nHost: t\r\nX-A: a\r\n b\r\n\r\n" SMUGGLE, 400);
+    expect_refusal_str(
+        "GET /hello HTTP/1.1\r\nHost: t\r\nX-A: a\r\n\tb\r\n\r\n", 400);
     h_stop();
 }
 
@@ -277,12 +273,11 @@ Test(errors, too_many_header_bytes_is_431)
     char pad[1200];
     memset(pad, 'p', sizeof pad - 1);
     pad[sizeof pad - 1] = '\0';
-    char *req = h_fmt("GET /hello HTTP/1.1\r\nHost: t\r\nX-Pad: %s\r\n\r\n",
-                      pad);
+    char *req =
+        h_fmt("GET /hello HTTP/1.1\r\nHost: t\r\nX-Pad: %s\r\n\r\n", pad);
     expect_refusal_str(req, 431);
     free(req);
-    req = h_fmt("GET /hello HTTP/1.1\r\nHost: t\r\nX-Pad: %.800s\r\n\r\n",
-                pad);
+    req = h_fmt("GET /hello HTTP/1.1\r\nHost: t\r\nX-Pad: %.800s\r\n\r\n", pad);
     struct h_resp *r = h_request(req, 0, 200);
     h_resp_free(r);
     free(req);
@@ -371,8 +366,9 @@ Test(errors, a_client_dripping_its_head_is_still_cut_at_the_header_timeout)
     /* one byte every 100 ms: each byte is progress, but the whole head must
      * arrive within the timeout from its first byte. The head is long enough
      * (80 bytes, 8 s) that finishing it means the server never cut us. */
-    const char *head = "GET /hello HTTP/1.1\r\nHost: t\r\n"
-                       "X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+    const char *head =
+        "GET /hello HTTP/1.1\r\nHost: t\r\n"
+        "X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
     size_t sent = 0, n = strlen(head);
     while (sent < n) {
         if (h_try_send(c, head + sent, 1) < 0)
@@ -393,7 +389,8 @@ Test(errors, a_client_dripping_its_head_is_still_cut_at_the_header_timeout)
 
 Test(errors, an_idle_connection_is_closed_without_a_response)
 {
-    h_start(H_ARGS("--header-timeout", "300ms", "--keepalive-timeout", "300ms"));
+    h_start(
+        H_ARGS("--header-timeout", "300ms", "--keepalive-timeout", "300ms"));
     struct h_conn *c = h_connect();
     h_assert_closed(c); /* nothing sent: closed, no 408 */
     h_close(c);
@@ -499,5 +496,59 @@ Test(errors, an_unread_small_body_is_drained_and_the_connection_reused)
     cr_assert_eq(r->status, 200);
     h_resp_free(r);
     h_close(c);
+    h_stop();
+}
+
+Test(errors, an_http_1_0_request_with_transfer_encoding_is_never_kept_alive)
+{
+    /* RFC 9112 6.1: an HTTP/1.0 message with Transfer-Encoding has faulty
+     * framing (a 1.0 proxy in front may not know chunked); the server must
+     * close after it, so nothing behind it is taken for a request */
+    h_start(NULL);
+    struct h_conn *c = h_connect();
+    h_sends(c, "POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n"
+               "Connection: keep-alive\r\n\r\n"
+               "3\r\nabc\r\n0\r\n\r\n" GET_HELLO);
+    struct h_resp *r = h_response(c, 0);
+    cr_assert(r->status == 400 || r->status == 200, "status %d", r->status);
+    cr_assert(h_header_has_token(r, "Connection", "close"),
+              "the response keeps the connection:\n%s", r->head);
+    h_resp_free(r);
+    int eof = h_wait_eof(c, H_GUARD_MS);
+    cr_assert_eq(eof, 1, "the request behind it was answered: %.300s", c->buf);
+    h_close(c);
+    h_stop();
+}
+
+Test(errors, a_body_not_arriving_within_the_body_timeout_is_408)
+{
+    h_start(H_ARGS("--body-timeout", "300ms"));
+    struct h_conn *c = h_connect();
+    h_sends(c, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n"
+               "only part of it");
+    struct h_resp *r = h_response(c, 0);
+    cr_assert_eq(r->status, 408, "got %d", r->status);
+    cr_assert(h_header_has_token(r, "Connection", "close"));
+    h_resp_free(r);
+    h_assert_closed(c);
+    h_close(c);
+    h_assert_serving();
+    h_stop();
+}
+
+Test(errors, a_handler_running_past_the_request_timeout_gets_504)
+{
+    h_start(H_ARGS("--request-timeout", "300ms"));
+    struct h_conn *c = h_connect();
+    h_sends(c, "GET /sleep?ms=5000 HTTP/1.1\r\nHost: t\r\n\r\n");
+    struct h_resp *r = h_response(c, 0);
+    cr_assert_eq(r->status, 504, "got %d", r->status);
+    cr_assert(h_header_has_token(r, "Connection", "close"));
+    h_resp_free(r);
+    h_assert_closed(c);
+    h_close(c);
+    /* a quick one is unaffected */
+    r = h_request("GET /sleep?ms=1 HTTP/1.1\r\nHost: t\r\n\r\n", 0, 200);
+    h_resp_free(r);
     h_stop();
 }

@@ -62,8 +62,7 @@ Test(protocol, pipelined_requests_are_answered_in_order)
     h_start(NULL);
     struct h_conn *c = h_connect();
     /* a slow one first: its answer must still come first */
-    const char *all = "GET /sleep?ms=50 HTTP/1.1\r\nHost: t\r\n\r\n"
-                      GET_HELLO
+    const char *all = "GET /sleep?ms=50 HTTP/1.1\r\nHost: t\r\n\r\n" GET_HELLO
                       "GET /no/such/thing HTTP/1.1\r\nHost: t\r\n\r\n"
                       "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
                       "\r\nfirst"
@@ -359,9 +358,8 @@ Test(protocol, echo_of_a_large_content_length_body_keeps_that_length)
     char *data = malloc(n);
     h_fill_random(data, n, 7);
     struct h_conn *c = h_connect();
-    char *head =
-        h_fmt("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n\r\n",
-              n);
+    char *head = h_fmt(
+        "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n\r\n", n);
     h_sends(c, head);
     h_send(c, data, n);
     struct h_resp *r = h_response(c, 0);
@@ -440,8 +438,8 @@ Test(protocol, connection_close_from_the_client_is_answered_and_honoured)
     h_start(NULL);
     struct h_conn *c = h_connect();
     /* a second request pipelined behind "close" must not be served */
-    h_sends(c, "GET /hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
-               GET_HELLO);
+    h_sends(c, "GET /hello HTTP/1.1\r\nHost: t\r\nConnection: "
+               "close\r\n\r\n" GET_HELLO);
     struct h_resp *r = h_response(c, 0);
     assert_hello(r);
     cr_assert(h_header_has_token(r, "Connection", "close"),
@@ -502,8 +500,7 @@ static int is_imf_fixdate(const char *s)
 Test(protocol, responses_carry_date_and_server_headers)
 {
     h_start(NULL);
-    const char *reqs[] = {GET_HELLO,
-                          "GET /nope HTTP/1.1\r\nHost: t\r\n\r\n",
+    const char *reqs[] = {GET_HELLO, "GET /nope HTTP/1.1\r\nHost: t\r\n\r\n",
                           "GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n",
                           "GET /hello HTTP/1.1\r\n\r\n"};
     for (size_t i = 0; i < sizeof reqs / sizeof *reqs; i++) {
@@ -555,4 +552,125 @@ Test(protocol, the_access_log_gets_a_line_per_request)
     cr_assert(strstr(log, "\"GET /missing-thing HTTP/1.1\" 404") != NULL,
               "log:\n%s", log);
     free(log);
+}
+
+Test(protocol, a_pipelined_head_split_across_reads_is_reassembled)
+{
+    h_start(NULL);
+    struct h_conn *c = h_connect();
+    h_sends(c, GET_HELLO "GET /hel");
+    struct h_resp *r = h_response(c, 0);
+    assert_hello(r);
+    h_resp_free(r);
+    h_sleep_ms(50);
+    h_sends(c, "lo HTTP/1.1\r\nHo");
+    h_sleep_ms(50);
+    h_sends(c, "st: t\r\n\r\n");
+    r = h_response(c, 0);
+    assert_hello(r);
+    h_resp_free(r);
+    h_close(c);
+    h_stop();
+}
+
+Test(protocol, requests_pipelined_behind_large_bodies_are_parsed_in_place)
+{
+    h_start(NULL);
+    /* bodies larger than the 16 KiB read buffer, each followed by a request
+     * in the same write: the body reader must hand the bytes after the body
+     * back to the head parser intact */
+    size_t n = 40000;
+    char *data = malloc(n);
+    h_fill_random(data, n, 11);
+    struct h_conn *c = h_connect();
+    char *a = h_fmt("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n"
+                    "\r\n",
+                    n);
+    char *b = h_fmt("POST /echo HTTP/1.1\r\nHost: t\r\n"
+                    "Transfer-Encoding: chunked\r\n\r\n%zx\r\n",
+                    n);
+    size_t cap = 2 * n + 1024, len = 0;
+    char *all = malloc(cap);
+#define ADD(p, l) (memcpy(all + len, (p), (l)), len += (l))
+    ADD(a, strlen(a));
+    ADD(data, n);
+    ADD(GET_HELLO, strlen(GET_HELLO));
+    ADD(b, strlen(b));
+    ADD(data, n);
+    ADD("\r\n0\r\n\r\n", 7);
+    ADD(GET_HELLO, strlen(GET_HELLO));
+    /* a GET with a small body nobody reads: drained, not parsed */
+    ADD("GET /hello HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nGET /",
+        strlen("GET /hello HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\n"
+               "GET /"));
+    ADD(GET_HELLO, strlen(GET_HELLO));
+#undef ADD
+    h_send(c, all, len);
+    struct h_resp *r = h_response(c, 0);
+    cr_assert_eq(r->status, 200);
+    cr_assert_eq(r->body_len, n);
+    cr_assert(memcmp(r->body, data, n) == 0);
+    h_resp_free(r);
+    r = h_response(c, 0);
+    assert_hello(r);
+    h_resp_free(r);
+    r = h_response(c, 0);
+    cr_assert_eq(r->status, 200);
+    cr_assert_eq(r->body_len, n);
+    cr_assert(memcmp(r->body, data, n) == 0);
+    h_resp_free(r);
+    for (int i = 0; i < 3; i++) {
+        r = h_response(c, 0);
+        assert_hello(r);
+        h_resp_free(r);
+    }
+    h_assert_open(c, 100);
+    h_close(c);
+    free(all);
+    free(a);
+    free(b);
+    free(data);
+    h_stop();
+}
+
+Test(protocol, connection_close_wins_over_keep_alive_in_http_1_0)
+{
+    /* RFC 9112 9.3: with the "close" option the connection does not
+     * persist, whatever else the header says */
+    h_start(NULL);
+    const char *reqs[] = {
+        "GET /hello HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n",
+        "GET /hello HTTP/1.0\r\nConnection: close, keep-alive\r\n\r\n",
+        ("GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n"
+         "Connection: close\r\n\r\n"),
+        "GET /hello HTTP/1.1\r\nHost: t\r\nConnection: keep-alive, "
+        "close\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof reqs / sizeof *reqs; i++) {
+        struct h_conn *c = h_connect();
+        h_sends(c, reqs[i]);
+        h_sends(c, GET_HELLO);
+        struct h_resp *r = h_response(c, 0);
+        assert_hello(r);
+        cr_assert(h_header_has_token(r, "Connection", "close"),
+                  "request:\n%sresponse:\n%s", reqs[i], r->head);
+        h_resp_free(r);
+        int eof = h_wait_eof(c, H_GUARD_MS);
+        cr_assert_eq(eof, 1,
+                     "the connection went on after \"close\" (%d) for:\n%s",
+                     eof, reqs[i]);
+        h_close(c);
+    }
+    h_stop();
+}
+
+Test(protocol, an_absolute_form_target_is_served_like_its_path)
+{
+    /* RFC 9112 3.2.2: "A server MUST accept the absolute-form in requests" */
+    h_start(NULL);
+    struct h_resp *r =
+        h_request("GET http://t/hello HTTP/1.1\r\nHost: t\r\n\r\n", 0, 200);
+    cr_assert_str_eq(r->body, HELLO);
+    h_resp_free(r);
+    h_stop();
 }
