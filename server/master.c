@@ -77,7 +77,14 @@ static void master_child(int index, int ready_wr)
                   SIGTTOU, SIGCHLD};
     for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
         sigaction(sigs[i], &sa, NULL);
-    sigprocmask(SIG_SETMASK, &m.old_mask, NULL);
+    /* Back to the mask the master started with, except the stop and
+     * reopen signals: the worker's server unblocks them once its handlers
+     * are in place, so one that comes during startup is not fatal. */
+    sigset_t mask = m.old_mask;
+    int held[] = {SIGTERM, SIGINT, SIGQUIT, SIGUSR1};
+    for (size_t i = 0; i < sizeof held / sizeof *held; i++)
+        sigaddset(&mask, held[i]);
+    sigprocmask(SIG_SETMASK, &mask, NULL);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != m.pid)
         _exit(1);

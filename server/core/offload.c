@@ -40,6 +40,7 @@ static struct {
     int stopping;
     pthread_t *threads;
     int queued;            /* atomic mirror of the queue's length */
+    unsigned generation;   /* bumped (under the lock) at every broadcast */
     int spinner;           /* atomic: a worker is watching the queue */
     struct offload_hook *hooks;
     size_t nhooks, hooks_cap;
@@ -125,7 +126,10 @@ static void *offload_worker(void *unused)
         if (!n) {
             if (pool.stopping)
                 break;
-            if (offload_worker_spin())
+            /* Anything broadcast while we spun unlocked (stop, a new hook)
+             * bumped the generation: look again instead of sleeping. */
+            unsigned gen = pool.generation;
+            if (offload_worker_spin() || gen != pool.generation)
                 continue;
             pthread_cond_wait(&pool.work, &pool.lock);
             continue;
@@ -159,6 +163,7 @@ static void offload_stop(void)
 {
     pthread_mutex_lock(&pool.lock);
     pool.stopping = 1;
+    pool.generation++;
     pthread_cond_broadcast(&pool.work);
     unsigned n = pool.started;
     pool.started = 0;
@@ -393,6 +398,7 @@ int co_offload_hook(co_work_fn init, co_work_fn fini, void *arg)
     }
     pool.hooks[pool.nhooks++] = (struct offload_hook){init, fini, arg};
     /* Idle workers run the new init now rather than at their next task. */
+    pool.generation++;
     pthread_cond_broadcast(&pool.work);
     pthread_mutex_unlock(&pool.lock);
     return 0;

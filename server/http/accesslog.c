@@ -1,8 +1,9 @@
 /*
  * The access log, in combined log format plus the request time in seconds
  * (as nginx's $request_time). Lines gather in a buffer that is written once
- * per loop turn (an ev_check watcher) or when it fills, so a busy worker
- * makes one write for many requests instead of one each.
+ * per loop turn, just before the hub blocks (an ev_prepare watcher), or when
+ * it fills, so a busy worker makes one write for many requests instead of
+ * one each, and an idle one never sits on a line.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -32,7 +33,8 @@ void accesslog__flush(struct http_server *srv)
     srv->log_len = 0;
 }
 
-static void accesslog_check_cb(struct ev_loop *loop, ev_check *w, int revents)
+static void accesslog_prepare_cb(struct ev_loop *loop, ev_prepare *w,
+                                int revents)
 {
     (void)loop;
     (void)revents;
@@ -45,8 +47,8 @@ void accesslog__init(struct http_server *srv)
     srv->log_buf = srv->cfg.access_log ? malloc(ACCESSLOG_BUF) : NULL;
     if (!srv->log_buf)
         return;
-    ev_check_init(&srv->log_flush, accesslog_check_cb);
-    ev_check_start(srv->hub->loop, &srv->log_flush);
+    ev_prepare_init(&srv->log_flush, accesslog_prepare_cb);
+    ev_prepare_start(srv->hub->loop, &srv->log_flush);
     ev_unref(srv->hub->loop);
 }
 

@@ -159,6 +159,7 @@ struct conn {
     int fd;
     uint8_t busy;               /* a coroutine serves a request on it */
     uint8_t closing;
+    uint8_t served;             /* has answered at least one request */
     uint8_t peer_family;        /* AF_INET, AF_INET6 or AF_UNIX */
     uint16_t peer_port;
     uint8_t peer_addr[16];
@@ -194,7 +195,7 @@ struct http_server {
     /* the access log: lines gather here and go out once per loop turn */
     char *log_buf;
     size_t log_len;
-    ev_check log_flush;
+    ev_prepare log_flush;
     ev_timer idle_sweep;
     co_event_t *idle_event;     /* set when active drops to 0 while draining */
     co_event_t *stop_event;     /* set to begin a graceful stop */

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -262,8 +263,10 @@ static void *server_main(void *arg)
     log_info("stopping (grace %lld ms for %u requests)",
              (long long)srv->cfg.grace_ms, srv->active);
 
-    /* Stop accepting and close what is idle; busy connections close after
-     * their current response (draining turns keep-alive off). */
+    /* Stop accepting and close idle keep-alive connections; busy ones close
+     * after their current response (draining turns keep-alive off). A
+     * connection accepted but not yet served is kept for its first request:
+     * its client has sent, or is sending, a request it expects answered. */
     srv->draining = 1;
     if (srv->accepting)
         ev_io_stop(loop, &srv->accept_io);
@@ -326,7 +329,7 @@ void http__server_fini(struct http_server *srv)
     accesslog__flush(srv);
     if (srv->log_buf) {
         ev_ref(srv->hub->loop);
-        ev_check_stop(srv->hub->loop, &srv->log_flush);
+        ev_prepare_stop(srv->hub->loop, &srv->log_flush);
         free(srv->log_buf);
     }
     while (srv->free_conns) {
@@ -369,8 +372,15 @@ static void *server_hub_main(void *arg)
     struct sigaction sa = {.sa_handler = server_on_signal};
     sigemptyset(&sa.sa_mask);
     int sigs[] = {SIGTERM, SIGINT, SIGQUIT, SIGUSR1};
-    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
+    sigset_t set;
+    sigemptyset(&set);
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) {
         sigaction(sigs[i], &sa, NULL);
+        sigaddset(&set, sigs[i]);
+    }
+    /* A master forks workers with these blocked, so a TERM that arrives
+     * while a worker starts waits here instead of killing it. */
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 
     server_main(&m);
 
