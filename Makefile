@@ -44,7 +44,7 @@ msg = @printf '  %-7s %s\n' $(1) $(2)
 
 .SECONDEXPANSION:
 
-.PHONY: all apps deps run demo bench fuzz test test-browser test-plain test-asan bench-core clean format
+.PHONY: all apps deps run demo bench fuzz test test-browser test-valgrind test-plain test-asan bench-core clean format
 
 all: $(BUILD)/coserve $(BUILD)/asan/coserve $(BUILD)/interleave apps \
      $(foreach v,plain asan,$(addprefix $(BUILD)/$(v)/tests/,$(TEST_NAMES)))
@@ -145,11 +145,18 @@ test: deps
 	    || { tail -60 $(BUILD)/fuzz.log; echo "fuzz: failed (build/fuzz.log)"; exit 1; }
 	$(Q)grep -h '^Done' $(BUILD)/fuzz.log | sed 's/^/  fuzz    /'
 	$(Q)rm -f $(BUILD)/test-counts
-	$(Q)$(MAKE) --no-print-directory test-plain test-asan test-browser
+	$(Q)$(MAKE) --no-print-directory test-plain test-asan test-valgrind test-browser
 	$(Q)awk '{p+=$$1; f+=$$2} END {printf "all: %d passed, %d failed\n", p, f}' $(BUILD)/test-counts
 
 test-plain test-asan: test-%:
 	$(Q)sh tests/run-suites.sh $* $(BUILD)/$*/tests "COSERVE_BIN=$(BUILD)/$*/coserve COSERVE_APPS=$(BUILD)/apps COSERVE_TEST_APPS=$(BUILD)/test-apps $(if $(filter asan,$*),$(ASAN_ENV))"
+
+# valgrind follows the stack switches (stacks are registered with it): the
+# runtime demo must run with no error and no definite leak.
+test-valgrind: $(BUILD)/interleave
+	$(Q)valgrind -q --error-exitcode=3 --leak-check=full \
+	    --errors-for-leak-kinds=definite $(BUILD)/interleave > /dev/null \
+	    && echo "  valgrind: interleave demo clean" && echo "1 0" >> $(BUILD)/test-counts
 
 # The notes page in headless Chromium, driven by Playwright.
 test-browser: $(BUILD)/coserve apps
