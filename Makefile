@@ -140,7 +140,7 @@ demo: $(BUILD)/interleave
 # Each suite runs twice: plain, then under ASan + UBSan.
 test: deps
 	$(Q)$(MAKE) --no-print-directory all $(BUILD)/fuzz-request
-	$(call msg,FUZZ,"request front end, 20 s")
+	@echo "  FUZZ    request front end for 20 s"
 	$(Q)$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=20 > $(BUILD)/fuzz.log 2>&1 \
 	    || { tail -60 $(BUILD)/fuzz.log; echo "fuzz: failed (build/fuzz.log)"; exit 1; }
 	$(Q)grep -h '^Done' $(BUILD)/fuzz.log | sed 's/^/  fuzz    /'
