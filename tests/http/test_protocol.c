@@ -327,9 +327,10 @@ Test(protocol, streamed_echo_of_a_large_chunked_body_is_valid_and_identical)
 Test(protocol, streamed_echo_of_a_large_body_is_chunked_and_identical)
 {
     h_start(NULL);
-    /* a chunked upload past the 16 KiB gather buffer: echo streams, and with
-     * no length known the only HTTP/1.1 framing is chunked */
-    size_t n = 64 * 1024 + 3;
+    /* a chunked upload past what echo holds before answering (4 MiB): it
+     * streams the rest, and with no length known the only HTTP/1.1 framing
+     * is chunked */
+    size_t n = 5 * 1024 * 1024 + 3;
     char *data = malloc(n);
     h_fill_random(data, n, 99);
     struct h_conn *c = h_connect();
