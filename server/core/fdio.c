@@ -51,49 +51,46 @@ int co_wait_fd(int fd, int events, int64_t deadline)
     return fdio_wait(self, fd, events, deadline);
 }
 
-static int fdio_again(void) { return errno == EAGAIN || errno == EWOULDBLOCK; }
+/* After a system call failed: non-zero to try it again (EINTR, or EAGAIN
+ * and the fd then became ready), 0 to give up with errno saying why. */
+static int fdio_retry(struct co *self, int fd, int events, int64_t deadline)
+{
+    if (errno == EINTR)
+        return 1;
+    if (errno != EAGAIN && errno != EWOULDBLOCK)
+        return 0;
+    return fdio_wait(self, fd, events, deadline) == 0;
+}
 
 ssize_t co_read(int fd, void *buf, size_t n, int64_t deadline)
 {
     struct co *self = coro__self("co_read");
-    for (;;) {
-        ssize_t r = read(fd, buf, n);
-        if (r >= 0)
-            return r;
-        if (errno == EINTR)
-            continue;
-        if (!fdio_again() || fdio_wait(self, fd, CO_READABLE, deadline) < 0)
+    ssize_t r;
+    while ((r = read(fd, buf, n)) < 0)
+        if (!fdio_retry(self, fd, CO_READABLE, deadline))
             return -1;
-    }
+    return r;
 }
 
 ssize_t co_readv(int fd, const struct iovec *iov, int iovcnt,
                  int64_t deadline)
 {
     struct co *self = coro__self("co_readv");
-    for (;;) {
-        ssize_t r = readv(fd, iov, iovcnt);
-        if (r >= 0)
-            return r;
-        if (errno == EINTR)
-            continue;
-        if (!fdio_again() || fdio_wait(self, fd, CO_READABLE, deadline) < 0)
+    ssize_t r;
+    while ((r = readv(fd, iov, iovcnt)) < 0)
+        if (!fdio_retry(self, fd, CO_READABLE, deadline))
             return -1;
-    }
+    return r;
 }
 
 ssize_t co_recv(int fd, void *buf, size_t n, int flags, int64_t deadline)
 {
     struct co *self = coro__self("co_recv");
-    for (;;) {
-        ssize_t r = recv(fd, buf, n, flags);
-        if (r >= 0)
-            return r;
-        if (errno == EINTR)
-            continue;
-        if (!fdio_again() || fdio_wait(self, fd, CO_READABLE, deadline) < 0)
+    ssize_t r;
+    while ((r = recv(fd, buf, n, flags)) < 0)
+        if (!fdio_retry(self, fd, CO_READABLE, deadline))
             return -1;
-    }
+    return r;
 }
 
 int co_write_all(int fd, const void *buf, size_t n, int64_t deadline)
@@ -105,9 +102,7 @@ int co_write_all(int fd, const void *buf, size_t n, int64_t deadline)
         if (w >= 0) {
             p += w;
             n -= (size_t)w;
-        } else if (errno != EINTR &&
-                   (!fdio_again() ||
-                    fdio_wait(self, fd, CO_WRITABLE, deadline) < 0)) {
+        } else if (!fdio_retry(self, fd, CO_WRITABLE, deadline)) {
             return -1;
         }
     }
@@ -123,9 +118,7 @@ int co_send_all(int fd, const void *buf, size_t n, int flags, int64_t deadline)
         if (w >= 0) {
             p += w;
             n -= (size_t)w;
-        } else if (errno != EINTR &&
-                   (!fdio_again() ||
-                    fdio_wait(self, fd, CO_WRITABLE, deadline) < 0)) {
+        } else if (!fdio_retry(self, fd, CO_WRITABLE, deadline)) {
             return -1;
         }
     }
@@ -156,9 +149,7 @@ int co_writev_all(int fd, const struct iovec *iov, int iovcnt,
         }
         ssize_t w = writev(fd, win + wi, wn - wi);
         if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            if (!fdio_again() || fdio_wait(self, fd, CO_WRITABLE, deadline) < 0)
+            if (!fdio_retry(self, fd, CO_WRITABLE, deadline))
                 return -1;
             continue;
         }
@@ -179,9 +170,8 @@ int co_accept(int fd, struct sockaddr *addr, socklen_t *len, int64_t deadline)
         int c = accept4(fd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (c >= 0)
             return c;
-        if (errno == EINTR || errno == ECONNABORTED)
-            continue;
-        if (!fdio_again() || fdio_wait(self, fd, CO_READABLE, deadline) < 0)
+        if (errno != ECONNABORTED &&
+            !fdio_retry(self, fd, CO_READABLE, deadline))
             return -1;
     }
 }
@@ -218,9 +208,7 @@ ssize_t co_sendfile(int out_fd, int in_fd, off_t *offset, size_t count,
             sent += (size_t)w;
         } else if (w == 0) {
             break; /* end of in_fd */
-        } else if (errno != EINTR &&
-                   (!fdio_again() ||
-                    fdio_wait(self, out_fd, CO_WRITABLE, deadline) < 0)) {
+        } else if (!fdio_retry(self, out_fd, CO_WRITABLE, deadline)) {
             return -1;
         }
     }

@@ -12,18 +12,8 @@
 #include <string.h>
 
 #include "coserve.h"
+#include "util.h"
 
-#define LONG_MS 10000
-#define SAFETY_MS 5000
-
-static void *run(co_fn fn, void *arg)
-{
-    void *result = NULL;
-    errno = 0;
-    int rc = co_run(fn, arg, &result);
-    cr_assert_eq(rc, 0, "co_run failed: %s", strerror(errno));
-    return result;
-}
 
 /* ---- construction ------------------------------------------------------- */
 
