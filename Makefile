@@ -170,6 +170,7 @@ bench: deps
 	$(Q)$(BUILD)/bench-core
 	$(Q)sh tests/bench/bench_http.sh
 	$(Q)sh tests/bench/bench_notes.sh
+	$(Q)sh tests/bench/bench_deploy.sh
 
 bench-core: deps
 	$(Q)$(MAKE) --no-print-directory $(BUILD)/bench-core
