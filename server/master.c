@@ -47,6 +47,7 @@ static struct {
     sigset_t mask, old_mask;
     unsigned crashes;           /* young deaths in a row */
     int64_t respawn_at;         /* -1: no respawn pending */
+    int failed;                 /* a worker failed during the stop */
     pid_t pid;
 } m;
 
@@ -166,15 +167,22 @@ static void master_reaped(int i, int status)
                   (int)w->pid, WTERMSIG(status), strsignal(WTERMSIG(status)),
                   slot[0] ? " while serving \"" : "", slot,
                   slot[0] ? "\"" : "");
-    else if (!expected || WEXITSTATUS(status) != 0)
+    else if (WEXITSTATUS(status) != 0)
         log_warn("master: worker %d exited with status %d", (int)w->pid,
                  WEXITSTATUS(status));
+    else if (!expected)
+        log_info("master: worker %d exited (recycled)", (int)w->pid);
     else
         log_info("master: worker %d exited", (int)w->pid);
     if (w->ready_fd >= 0)
         close(w->ready_fd);
     unsigned gen = w->generation;
     int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    /* A worker that fails while we stop makes the master's own exit status
+     * say so (systemd and scripts see nothing else). SIGKILL sent by us at
+     * the end of the grace period counts too. */
+    if (!clean && m.stopping)
+        m.failed = 1;
     w->state = W_FREE;
     slot[0] = '\0';
     if (m.stopping || gen != m.generation)
@@ -364,8 +372,9 @@ int master__run(const struct master_config *cfg)
             w->ready_fd = -1;
         }
     }
-    log_info("master %d: all workers stopped", (int)m.pid);
+    log_info("master %d: all workers stopped%s", (int)m.pid,
+             m.failed ? " (some failed)" : "");
     close(m.sigfd);
     sigprocmask(SIG_SETMASK, &m.old_mask, NULL);
-    return 0;
+    return m.failed ? 1 : 0;
 }

@@ -33,7 +33,8 @@ struct master_config {
 };
 
 /* Runs the master until it is told to stop and every worker has exited.
- * Returns the process exit status. */
+ * Returns the process exit status: 0, or 1 if a worker failed (crashed or
+ * exited non-zero) while stopping. */
 int master__run(const struct master_config *cfg);
 
 #endif

@@ -245,6 +245,13 @@ static void conn_app_failed(co_request_t *req, int err)
 {
     int status = 500;
     const char *why = "the app failed";
+    if (req->conn->co->cancelled && !req->body_error) {
+        /* the server is stopping (QUIT, or the grace period ran out): not
+         * the app's fault */
+        req->keep_alive = 0;
+        response__error(req, 503, "the server is stopping");
+        return;
+    }
     switch (req->body_error) {
     case 0:
         log_error("app %s failed on %s %s: %s", req->route->name, req->method,

@@ -119,7 +119,7 @@ static const char *request_addr(co_request_t *req, int local)
 {
     struct conn *c = req->conn;
     if (local)
-        return c->srv->local_addr;
+        return c->srv->listen_family == AF_UNIX ? "unix" : c->srv->local_addr;
     if (c->peer_family == AF_UNIX)
         return "unix";
     char text[INET6_ADDRSTRLEN];

@@ -145,6 +145,10 @@ static void server_local_addr(struct http_server *srv)
         inet_ntop(AF_INET, &in->sin_addr, srv->local_addr,
                   sizeof srv->local_addr);
         srv->local_port = ntohs(in->sin_port);
+    } else if (ss.ss_family == AF_UNIX) {
+        struct sockaddr_un *un = (void *)&ss;
+        snprintf(srv->local_addr, sizeof srv->local_addr, "%.*s",
+                 (int)(sizeof srv->local_addr - 1), un->sun_path);
     } else if (ss.ss_family == AF_INET6) {
         struct sockaddr_in6 *in6 = (void *)&ss;
         inet_ntop(AF_INET6, &in6->sin6_addr, srv->local_addr,
@@ -254,10 +258,12 @@ static void *server_main(void *arg)
     ev_io_init(&srv->accept_io, server_accept_cb, srv->listen_fd, EV_READ);
     ev_io_start(loop, &srv->accept_io);
     srv->accepting = 1;
-    log_info("serving on %s%s%s%s%d", srv->listen_family == AF_UNIX ? "unix" : "http://",
-             srv->listen_family == AF_INET6 ? "[" : "",
-             srv->listen_family == AF_UNIX ? "" : srv->local_addr,
-             srv->listen_family == AF_INET6 ? "]:" : ":", srv->local_port);
+    if (srv->listen_family == AF_UNIX)
+        log_info("serving on unix:%s", srv->local_addr);
+    else
+        log_info("serving on http://%s%s%s:%d",
+                 srv->listen_family == AF_INET6 ? "[" : "", srv->local_addr,
+                 srv->listen_family == AF_INET6 ? "]" : "", srv->local_port);
 
     co_event_wait(m->stop, -1);
     log_info("stopping (grace %lld ms for %u requests)",
