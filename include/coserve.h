@@ -63,7 +63,8 @@ int64_t co_deadline(int64_t ms);
 /* Makes the calling thread a hub, runs fn(arg) as its first coroutine and
  * serves until fn returns; coroutines still alive then are cancelled and
  * joined. Stores fn's result in *result when result is not NULL. Returns 0,
- * or -1 with errno (ENOMEM: no stack; EBUSY: this thread already runs a hub). */
+ * or -1 with errno (ENOMEM: no stack; EBUSY: this thread already runs a hub).
+ */
 int co_run(co_fn fn, void *arg, void **result);
 
 /* ---- coroutines ------------------------------------------------------- */
@@ -109,7 +110,7 @@ const char *co_name(const co_t *co);
 
 /* Lets every other ready coroutine run, then resumes. Returns 0, or -1 with
  * ECANCELED. */
-int co_yield(void);
+int co_yield (void);
 
 /* Waits until the deadline. Returns 0 then, or -1 with ECANCELED. */
 int co_sleep(int64_t deadline);
@@ -131,8 +132,7 @@ int co_write_all(int fd, const void *buf, size_t n, int64_t deadline);
 
 /* readv() that waits until some bytes arrive. Returns the count, 0 at end of
  * file, or -1 with errno. */
-ssize_t co_readv(int fd, const struct iovec *iov, int iovcnt,
-                 int64_t deadline);
+ssize_t co_readv(int fd, const struct iovec *iov, int iovcnt, int64_t deadline);
 
 /* Writes every byte of iov[0..iovcnt). iov is not modified. Returns 0, or -1
  * with errno. */
@@ -144,13 +144,11 @@ int co_writev_all(int fd, const struct iovec *iov, int iovcnt,
 ssize_t co_recv(int fd, void *buf, size_t n, int flags, int64_t deadline);
 
 /* Sends all n bytes (MSG_NOSIGNAL is added). Returns 0, or -1 with errno. */
-int co_send_all(int fd, const void *buf, size_t n, int flags,
-                int64_t deadline);
+int co_send_all(int fd, const void *buf, size_t n, int flags, int64_t deadline);
 
 /* Accepts a connection; the new fd is O_NONBLOCK and close-on-exec. addr and
  * len may be NULL. Returns the fd, or -1 with errno. */
-int co_accept(int fd, struct sockaddr *addr, socklen_t *len,
-              int64_t deadline);
+int co_accept(int fd, struct sockaddr *addr, socklen_t *len, int64_t deadline);
 
 /* Connects the non-blocking socket fd to addr. Returns 0, or -1 with errno
  * (the connection's error, ETIMEDOUT, ECANCELED). */
@@ -252,7 +250,6 @@ int co_offload_hook(co_work_fn init, co_work_fn fini, void *arg);
  * (n is 0 or over 1024) or EBUSY (the pool already started). */
 int co_offload_set_threads(unsigned n);
 
-
 /* ==== HTTP apps (WSGI for C) ========================================== */
 
 /*
@@ -273,12 +270,12 @@ typedef struct co_response co_response_t;
 typedef int (*co_handler_fn)(co_request_t *req, co_response_t *res);
 
 struct co_app {
-    uint32_t abi_version;   /* COSERVE_ABI_VERSION, checked at load */
-    const char *name;       /* for logs */
-    const char *mount;      /* "/hello"; NULL: "/" + the file's name */
-    int (*init)(void);      /* optional, per worker: 0 ok, -1 refuse to load */
-    void (*fini)(void);     /* optional, per worker */
-    co_handler_fn handler;  /* required */
+    uint32_t abi_version;  /* COSERVE_ABI_VERSION, checked at load */
+    const char *name;      /* for logs */
+    const char *mount;     /* "/hello"; NULL: "/" + the file's name */
+    int (*init)(void);     /* optional, per worker: 0 ok, -1 refuse to load */
+    void (*fini)(void);    /* optional, per worker */
+    co_handler_fn handler; /* required */
 };
 
 #define COSERVE_APP_SYMBOL "coserve_app"
@@ -304,8 +301,8 @@ const char *co_req_query(const co_request_t *req);
 /* Copies the percent-decoded value of query parameter `name` into buf
  * (NUL-terminated). Returns its length, or -1 with ENOENT (absent) or
  * ENOSPC (does not fit in size bytes). */
-ssize_t co_req_query_param(const co_request_t *req, const char *name,
-                           char *buf, size_t size);
+ssize_t co_req_query_param(const co_request_t *req, const char *name, char *buf,
+                           size_t size);
 /* 10 for HTTP/1.0, 11 for HTTP/1.1. */
 int co_req_version(const co_request_t *req);
 /* The value of the first header named `name` (any case), or NULL. */

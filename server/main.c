@@ -108,39 +108,51 @@ static int main_socket_activation(void)
 
 static void main_usage(FILE *out)
 {
-    fprintf(out,
-"usage: coserve [options]\n"
-"\n"
-"  --listen HOST:PORT|unix:PATH  where to listen (127.0.0.1:8080; systemd\n"
-"                              socket activation, LISTEN_FDS, wins)\n"
-"  --socket-mode MODE          permissions of a unix socket (0660)\n"
-"  --workers N                 worker processes (one per core)\n"
-"  --forwarded-allow-ips LIST  peers whose X-Forwarded-For/-Proto are\n"
-"                              believed (127.0.0.1,::1,unix; * = all)\n"
-"  --apps DIR                  load every .so in DIR (build/apps)\n"
-"  --www DIR                   static files (www); 'off' serves none\n"
-"  --access-log FILE|-|off     combined log + request time (-: stdout)\n"
-"  --log-level LEVEL           error, warn, info, debug (info)\n"
-"\n"
-"limits (sizes take K/M suffixes; times take ms/s suffixes, bare = s):\n"
-"  --max-url-bytes N           request target, else 414 (8K)\n"
-"  --max-header-bytes N        request line + headers, else 431 (12K)\n"
-"  --max-headers N             header lines, else 431 (100)\n"
-"  --max-body-bytes N          request body, else 413 (16M)\n"
-"  --header-timeout T          whole head must arrive in T, else 408 (10s)\n"
-"  --body-timeout T            each body read waits at most T (30s)\n"
-"  --keepalive-timeout T       idle keep-alive connections close (30s)\n"
-"  --write-timeout T           each response write waits at most T (30s)\n"
-"  --graceful-timeout T        in-flight requests get T at SIGTERM (30s)\n"
-"  --max-connections N         open connections; more wait in the backlog\n"
-"                              (10000)\n"
-"  --request-timeout T         a handler running longer is cancelled; the\n"
-"                              client gets 504 if nothing was sent (off)\n"
-"  --max-requests N            a worker is recycled after N requests (off)\n"
-"  --max-requests-jitter N     plus a random 0..N per worker (0)\n"
-"  --stack-size N              coroutine stack size (256K)\n"
-"  --offload-threads N         blocking-work thread pool (4)\n"
-"  --help                      this text\n");
+    fprintf(
+        out,
+        "usage: coserve [options]\n"
+        "\n"
+        "  --listen HOST:PORT|unix:PATH  where to listen (127.0.0.1:8080; "
+        "systemd\n"
+        "                              socket activation, LISTEN_FDS, wins)\n"
+        "  --socket-mode MODE          permissions of a unix socket (0660)\n"
+        "  --workers N                 worker processes (one per core)\n"
+        "  --forwarded-allow-ips LIST  peers whose X-Forwarded-For/-Proto are\n"
+        "                              believed (127.0.0.1,::1,unix; * = all)\n"
+        "  --apps DIR                  load every .so in DIR (build/apps)\n"
+        "  --www DIR                   static files (www); 'off' serves none\n"
+        "  --access-log FILE|-|off     combined log + request time (-: "
+        "stdout)\n"
+        "  --log-level LEVEL           error, warn, info, debug (info)\n"
+        "\n"
+        "limits (sizes take K/M suffixes; times take ms/s suffixes, bare = "
+        "s):\n"
+        "  --max-url-bytes N           request target, else 414 (8K)\n"
+        "  --max-header-bytes N        request line + headers, else 431 (12K)\n"
+        "  --max-headers N             header lines, else 431 (100)\n"
+        "  --max-body-bytes N          request body, else 413 (16M)\n"
+        "  --header-timeout T          whole head must arrive in T, else 408 "
+        "(10s)\n"
+        "  --body-timeout T            each body read waits at most T (30s)\n"
+        "  --keepalive-timeout T       idle keep-alive connections close "
+        "(30s)\n"
+        "  --write-timeout T           each response write waits at most T "
+        "(30s)\n"
+        "  --graceful-timeout T        in-flight requests get T at SIGTERM "
+        "(30s)\n"
+        "  --max-connections N         open connections; more wait in the "
+        "backlog\n"
+        "                              (10000)\n"
+        "  --request-timeout T         a handler running longer is cancelled; "
+        "the\n"
+        "                              client gets 504 if nothing was sent "
+        "(off)\n"
+        "  --max-requests N            a worker is recycled after N requests "
+        "(off)\n"
+        "  --max-requests-jitter N     plus a random 0..N per worker (0)\n"
+        "  --stack-size N              coroutine stack size (256K)\n"
+        "  --offload-threads N         blocking-work thread pool (4)\n"
+        "  --help                      this text\n");
 }
 
 static int main_size(const char *s, uint64_t *out)
@@ -179,10 +191,29 @@ static int main_time(const char *s, int64_t *ms)
 }
 
 enum {
-    OPT_LISTEN = 256, OPT_APPS, OPT_WWW, OPT_ACCESS, OPT_LEVEL, OPT_URL,
-    OPT_HEAD, OPT_HEADERS, OPT_BODY, OPT_HTO, OPT_BTO, OPT_KTO, OPT_WTO,
-    OPT_GRACE, OPT_RTO, OPT_CONNS, OPT_STACK, OPT_OFFLOAD, OPT_WORKERS,
-    OPT_MODE, OPT_FWD, OPT_MAXREQ, OPT_JITTER
+    OPT_LISTEN = 256,
+    OPT_APPS,
+    OPT_WWW,
+    OPT_ACCESS,
+    OPT_LEVEL,
+    OPT_URL,
+    OPT_HEAD,
+    OPT_HEADERS,
+    OPT_BODY,
+    OPT_HTO,
+    OPT_BTO,
+    OPT_KTO,
+    OPT_WTO,
+    OPT_GRACE,
+    OPT_RTO,
+    OPT_CONNS,
+    OPT_STACK,
+    OPT_OFFLOAD,
+    OPT_WORKERS,
+    OPT_MODE,
+    OPT_FWD,
+    OPT_MAXREQ,
+    OPT_JITTER
 };
 
 static const struct option main_options[] = {
@@ -247,10 +278,18 @@ int main(int argc, char **argv)
     int socket_mode = 0660;
     while ((opt = getopt_long(argc, argv, "h", main_options, NULL)) != -1) {
         switch (opt) {
-        case OPT_LISTEN: listen_spec = optarg; break;
-        case OPT_APPS: apps = optarg; break;
-        case OPT_WWW: www = optarg; break;
-        case OPT_ACCESS: access = optarg; break;
+        case OPT_LISTEN:
+            listen_spec = optarg;
+            break;
+        case OPT_APPS:
+            apps = optarg;
+            break;
+        case OPT_WWW:
+            www = optarg;
+            break;
+        case OPT_ACCESS:
+            access = optarg;
+            break;
         case OPT_LEVEL: {
             int l = log__parse_level(optarg);
             if (l < 0)
@@ -291,9 +330,11 @@ int main(int argc, char **argv)
             if (main_time(optarg, &ms))
                 MAIN_BAD("%s: '%s' is not a duration like 10s or 500ms",
                          argv[optind - 2], optarg);
-            int64_t *slot[] = {&cfg.header_timeout_ms, &cfg.body_timeout_ms,
+            int64_t *slot[] = {&cfg.header_timeout_ms,
+                               &cfg.body_timeout_ms,
                                &cfg.keepalive_timeout_ms,
-                               &cfg.write_timeout_ms, &cfg.grace_ms,
+                               &cfg.write_timeout_ms,
+                               &cfg.grace_ms,
                                &cfg.request_timeout_ms};
             *slot[opt - OPT_HTO] = ms;
             break;
@@ -314,7 +355,8 @@ int main(int argc, char **argv)
         case OPT_FWD:
             if (forwarded__parse(&cfg, optarg) < 0)
                 MAIN_BAD("--forwarded-allow-ips: cannot parse '%s' (want "
-                         "addresses, CIDR networks, unix or *)", optarg);
+                         "addresses, CIDR networks, unix or *)",
+                         optarg);
             break;
         case OPT_MAXREQ:
         case OPT_JITTER:

@@ -31,23 +31,23 @@ struct worker {
     pid_t pid;
     enum worker_state state;
     unsigned generation;
-    int ready_fd;               /* read end of the worker's ready pipe */
+    int ready_fd; /* read end of the worker's ready pipe */
     int64_t started_ms;
-    int64_t kill_at;            /* SIGKILL if still alive then (-1: none) */
+    int64_t kill_at; /* SIGKILL if still alive then (-1: none) */
 };
 
 static struct {
     const struct master_config *cfg;
     struct worker w[MASTER_MAX_WORKERS];
-    char *slots;                /* shared: MASTER_SLOT_SIZE per worker */
-    unsigned target;            /* workers wanted */
+    char *slots;     /* shared: MASTER_SLOT_SIZE per worker */
+    unsigned target; /* workers wanted */
     unsigned generation;
-    int stopping;               /* 0, or the signal that asked */
+    int stopping; /* 0, or the signal that asked */
     int sigfd;
     sigset_t mask, old_mask;
-    unsigned crashes;           /* young deaths in a row */
-    int64_t respawn_at;         /* -1: no respawn pending */
-    int failed;                 /* a worker failed during the stop */
+    unsigned crashes;   /* young deaths in a row */
+    int64_t respawn_at; /* -1: no respawn pending */
+    int failed;         /* a worker failed during the stop */
     pid_t pid;
 } m;
 
@@ -74,8 +74,8 @@ static void master_child(int index, int ready_wr)
     close(m.sigfd);
     struct sigaction sa = {.sa_handler = SIG_DFL};
     sigemptyset(&sa.sa_mask);
-    int sigs[] = {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGTTIN,
-                  SIGTTOU, SIGCHLD};
+    int sigs[] = {SIGTERM, SIGINT,  SIGQUIT, SIGHUP,
+                  SIGUSR1, SIGTTIN, SIGTTOU, SIGCHLD};
     for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
         sigaction(sigs[i], &sa, NULL);
     /* Back to the mask the master started with, except the stop and
@@ -125,9 +125,12 @@ static void master_spawn(void)
         master_child(i, p[1]);
     }
     close(p[1]);
-    m.w[i] = (struct worker){.pid = pid, .state = W_STARTING,
-                             .generation = m.generation, .ready_fd = p[0],
-                             .started_ms = master_now(), .kill_at = -1};
+    m.w[i] = (struct worker){.pid = pid,
+                             .state = W_STARTING,
+                             .generation = m.generation,
+                             .ready_fd = p[0],
+                             .started_ms = master_now(),
+                             .kill_at = -1};
     log_info("master: worker %d started (generation %u)", (int)pid,
              m.generation);
 }
@@ -267,8 +270,7 @@ static void master_on_signal(int sig)
                     (newest < 0 || m.w[i].started_ms > m.w[newest].started_ms))
                     newest = i;
             if (newest >= 0)
-                master_signal(&m.w[newest], SIGTERM,
-                              m.cfg->graceful_ms + 5000);
+                master_signal(&m.w[newest], SIGTERM, m.cfg->graceful_ms + 5000);
         }
         break;
     }
@@ -291,8 +293,8 @@ int master__run(const struct master_config *cfg)
         return 1;
     }
     sigemptyset(&m.mask);
-    int sigs[] = {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGTTIN,
-                  SIGTTOU, SIGCHLD};
+    int sigs[] = {SIGTERM, SIGINT,  SIGQUIT, SIGHUP,
+                  SIGUSR1, SIGTTIN, SIGTTOU, SIGCHLD};
     for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
         sigaddset(&m.mask, sigs[i]);
     sigprocmask(SIG_BLOCK, &m.mask, &m.old_mask);

@@ -23,8 +23,8 @@
 #define MASTER_SLOT_SIZE 160
 
 struct master_config {
-    unsigned workers;           /* how many to keep running */
-    int64_t graceful_ms;        /* a stopping worker gets this, then KILL */
+    unsigned workers;    /* how many to keep running */
+    int64_t graceful_ms; /* a stopping worker gets this, then KILL */
     /* Runs in each forked worker; returns its exit status. It must write a
      * byte to ready_fd once it serves, and keep `slot` (MASTER_SLOT_SIZE
      * bytes of shared memory) naming the request in progress. */

@@ -3,8 +3,9 @@
  *
  * loader.c opens every NAME.so of a folder (RTLD_NOW | RTLD_LOCAL), checks
  * its descriptor and mount, and (once the worker's hub runs) its init; a
- * module that fails any of these is refused with one log line naming the file and the reason, and the
- * others keep serving. router.c picks an app by longest mount prefix.
+ * module that fails any of these is refused with one log line naming the file
+ * and the reason, and the others keep serving. router.c picks an app by longest
+ * mount prefix.
  */
 #ifndef COSERVE_APP_APP_H
 #define COSERVE_APP_APP_H
@@ -17,16 +18,16 @@
 #define APP_MOUNT_MAX 256
 
 struct app {
-    char *file;                 /* path of the .so */
+    char *file; /* path of the .so */
     void *dl;
     const struct co_app *desc;
-    char mount[APP_MOUNT_MAX];  /* "" for "/", else "/x" with no trailing / */
+    char mount[APP_MOUNT_MAX]; /* "" for "/", else "/x" with no trailing / */
     struct http_route route;
     int initialized;
 };
 
 struct app_table {
-    struct app *apps;           /* sorted by mount length, longest first */
+    struct app *apps; /* sorted by mount length, longest first */
     size_t count;
 };
 

@@ -15,10 +15,10 @@
 
 struct co_chan {
     size_t elem_size, capacity;
-    size_t head, count;      /* ring buffer of capacity messages */
+    size_t head, count; /* ring buffer of capacity messages */
     int closed;
-    struct list senders;     /* waiting, wait_data = their message */
-    struct list receivers;   /* waiting, wait_data = where to put one */
+    struct list senders;   /* waiting, wait_data = their message */
+    struct list receivers; /* waiting, wait_data = where to put one */
     unsigned char *buf;
 };
 

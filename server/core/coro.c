@@ -27,7 +27,10 @@ int64_t co_now(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int64_t co_deadline(int64_t ms) { return ms < 0 ? -1 : co_now() + ms; }
+int64_t co_deadline(int64_t ms)
+{
+    return ms < 0 ? -1 : co_now() + ms;
+}
 
 /* ---- switching ----------------------------------------------------- */
 
@@ -305,7 +308,7 @@ const char *co_name(const co_t *co)
     return c->name;
 }
 
-int co_yield(void)
+int co_yield (void)
 {
     struct co *self = coro__self("co_yield");
     if (self->cancelled) {

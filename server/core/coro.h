@@ -31,7 +31,7 @@ struct co {
     unsigned cancelled : 1;
     unsigned detached : 1;
     unsigned park_flags : 2;
-    int wait_err;           /* why the last wait ended: 0 or an errno */
+    int wait_err; /* why the last wait ended: 0 or an errno */
     co_fn fn;
     void *arg;
     void *result;
@@ -41,9 +41,9 @@ struct co {
     struct list child_link; /* on parent->children until joined/detached */
     struct list children;
     struct co *parent;
-    struct co *joiner;      /* waiting in co_join() */
-    void *wait_data;        /* per-wait payload (a channel's message) */
-    int64_t deadline;       /* of the current wait */
+    struct co *joiner; /* waiting in co_join() */
+    void *wait_data;   /* per-wait payload (a channel's message) */
+    int64_t deadline;  /* of the current wait */
     ev_timer timer;
     ev_io io;
     struct stack stack;
@@ -58,8 +58,7 @@ struct co *coro__self(const char *call);
 
 /* Creates a coroutine of hub running fn(arg), ready to run, with parent as
  * its parent (NULL: none). Returns NULL with errno ENOMEM. */
-struct co *coro__spawn(struct hub *hub, struct co *parent, co_fn fn,
-                       void *arg);
+struct co *coro__spawn(struct hub *hub, struct co *parent, co_fn fn, void *arg);
 
 /* Suspends the running coroutine until coro__wake() or the deadline.
  * Returns 0 when woken with 0; -1 with errno: ETIMEDOUT at the deadline,

@@ -36,9 +36,15 @@ void co_event_set(co_event_t *ev)
         ;
 }
 
-void co_event_clear(co_event_t *ev) { ev->set = 0; }
+void co_event_clear(co_event_t *ev)
+{
+    ev->set = 0;
+}
 
-int co_event_is_set(const co_event_t *ev) { return ev->set; }
+int co_event_is_set(const co_event_t *ev)
+{
+    return ev->set;
+}
 
 int co_event_wait(co_event_t *ev, int64_t deadline)
 {

@@ -72,8 +72,7 @@ ssize_t co_read(int fd, void *buf, size_t n, int64_t deadline)
     return r;
 }
 
-ssize_t co_readv(int fd, const struct iovec *iov, int iovcnt,
-                 int64_t deadline)
+ssize_t co_readv(int fd, const struct iovec *iov, int iovcnt, int64_t deadline)
 {
     struct co *self = coro__self("co_readv");
     ssize_t r;
@@ -127,14 +126,13 @@ int co_send_all(int fd, const void *buf, size_t n, int flags, int64_t deadline)
 
 #define FDIO_IOV_BATCH 64
 
-int co_writev_all(int fd, const struct iovec *iov, int iovcnt,
-                  int64_t deadline)
+int co_writev_all(int fd, const struct iovec *iov, int iovcnt, int64_t deadline)
 {
     struct co *self = coro__self("co_writev_all");
     /* writev may stop anywhere: keep a private window of at most
      * FDIO_IOV_BATCH entries, the first one trimmed to what is left. */
     struct iovec win[FDIO_IOV_BATCH];
-    int next = 0;     /* first entry of iov not yet in the window */
+    int next = 0; /* first entry of iov not yet in the window */
     int wn = 0, wi = 0;
     for (;;) {
         if (wi == wn) { /* refill */

@@ -17,7 +17,8 @@
 #define fiber_finish(save, old_bottom, old_size)                               \
     __sanitizer_finish_switch_fiber((save), (old_bottom), (old_size))
 #else
-#define fiber_start(save, bottom, size) ((void)(save), (void)(bottom), (void)(size))
+#define fiber_start(save, bottom, size)                                        \
+    ((void)(save), (void)(bottom), (void)(size))
 #define fiber_finish(save, old_bottom, old_size)                               \
     ((void)(save), (void)(old_bottom), (void)(old_size))
 #endif

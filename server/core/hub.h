@@ -23,15 +23,15 @@ struct co;
 
 struct hub {
     struct ev_loop *loop;
-    struct switch_ctx ctx;    /* the hub's own context while a coroutine runs */
-    struct co *current;       /* running coroutine, NULL in the hub */
-    struct list runq;         /* ready coroutines, in wake order */
-    struct list all;          /* every live coroutine (for shutdown) */
-    size_t live;              /* coroutines not yet finished */
+    struct switch_ctx ctx; /* the hub's own context while a coroutine runs */
+    struct co *current;    /* running coroutine, NULL in the hub */
+    struct list runq;      /* ready coroutines, in wake order */
+    struct list all;       /* every live coroutine (for shutdown) */
+    size_t live;           /* coroutines not yet finished */
     struct stack_pool stacks;
-    struct co *free_cos;      /* recycled coroutine structs */
+    struct co *free_cos; /* recycled coroutine structs */
     uint64_t next_id;
-    int stopping;             /* co_run's main returned: cancel the rest */
+    int stopping; /* co_run's main returned: cancel the rest */
 
     /* Offload completions arrive from other threads through done_list. */
     ev_async wake;

@@ -16,13 +16,22 @@ struct list {
 };
 
 #define list_entry(node, type, member)                                         \
-    ((type *)((char *)(node) - offsetof(type, member)))
+    ((type *)((char *)(node)-offsetof(type, member)))
 
-static inline void list_init(struct list *l) { l->prev = l->next = l; }
+static inline void list_init(struct list *l)
+{
+    l->prev = l->next = l;
+}
 
-static inline int list_empty(const struct list *l) { return l->next == l; }
+static inline int list_empty(const struct list *l)
+{
+    return l->next == l;
+}
 
-static inline int list_linked(const struct list *n) { return n->next != n; }
+static inline int list_linked(const struct list *n)
+{
+    return n->next != n;
+}
 
 static inline void list_push_back(struct list *l, struct list *n)
 {

@@ -29,8 +29,8 @@ static void log_vwrite(const char *level, const char *fmt, va_list ap)
     struct tm tm;
     gmtime_r(&now, &tm);
     int n = (int)strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    n += snprintf(line + n, sizeof line - (size_t)n, " coserve[%d] %s: ",
-                  (int)getpid(), level);
+    n += snprintf(line + n, sizeof line - (size_t)n,
+                  " coserve[%d] %s: ", (int)getpid(), level);
     int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
     if (m < 0)
         m = 0;

@@ -19,8 +19,8 @@ void log__write(enum log_level level, const char *fmt, ...)
 /* Parses "error", "warn", "info" or "debug"; -1 if it is none of them. */
 int log__parse_level(const char *name);
 
-/* Logs the message at level "fatal" and aborts: for broken invariants and misuse
- * of the API that cannot be reported through errno. */
+/* Logs the message at level "fatal" and aborts: for broken invariants and
+ * misuse of the API that cannot be reported through errno. */
 _Noreturn void log__fatal(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 

@@ -35,13 +35,13 @@ static struct {
     pthread_mutex_t lock;
     pthread_cond_t work;
     struct list queue;
-    unsigned nthreads;     /* wanted; fixed once started */
+    unsigned nthreads; /* wanted; fixed once started */
     unsigned started;
     int stopping;
     pthread_t *threads;
-    int queued;            /* atomic mirror of the queue's length */
-    unsigned generation;   /* bumped (under the lock) at every broadcast */
-    int spinner;           /* atomic: a worker is watching the queue */
+    int queued;          /* atomic mirror of the queue's length */
+    unsigned generation; /* bumped (under the lock) at every broadcast */
+    int spinner;         /* atomic: a worker is watching the queue */
     struct offload_hook *hooks;
     size_t nhooks, hooks_cap;
 } pool = {
@@ -178,7 +178,10 @@ static void offload_stop(void)
     pthread_mutex_unlock(&pool.lock);
 }
 
-void offload__shutdown(void) { offload_stop(); }
+void offload__shutdown(void)
+{
+    offload_stop();
+}
 
 static unsigned offload_default_threads(void)
 {
@@ -341,8 +344,8 @@ int co_offload(co_work_fn fn, void *arg, co_work_fn abandon, int64_t deadline)
         errno = ENOMEM;
         return -1;
     }
-    *t = (struct offload_task){.fn = fn, .abandon = abandon, .arg = arg,
-                               .hub = hub, .waiter = self};
+    *t = (struct offload_task){
+        .fn = fn, .abandon = abandon, .arg = arg, .hub = hub, .waiter = self};
     pthread_mutex_lock(&pool.lock);
     if (offload_start() < 0) {
         pthread_mutex_unlock(&pool.lock);

@@ -39,12 +39,11 @@ static void overflow_handler(int sig, siginfo_t *si, void *uctx)
                              "'%s' (%zu KiB stack, fault at %p); raise "
                              "COSERVE_STACK_SIZE or --stack-size\n",
                              (int)getpid(), co->name[0] ? co->name : id,
-                             co->stack.size / 1024,
-                             si->si_addr);
+                             co->stack.size / 1024, si->si_addr);
             if (n > 0) {
-                ssize_t w = write(STDERR_FILENO, msg,
-                                  (size_t)n < sizeof msg ? (size_t)n
-                                                         : sizeof msg - 1);
+                ssize_t w =
+                    write(STDERR_FILENO, msg,
+                          (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
                 (void)w;
             }
             signal(sig, SIG_DFL); /* returning re-faults and dies */

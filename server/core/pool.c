@@ -15,7 +15,7 @@ struct co_pool {
     co_sem_t *slots;
     size_t running;
     struct list idle_waiters; /* in co_pool_join / co_pool_free */
-    struct list members;     /* pool_member.link */
+    struct list members;      /* pool_member.link */
 };
 
 struct pool_member {

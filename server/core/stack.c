@@ -143,8 +143,8 @@ static int stack_map(struct stack *out, size_t size)
                 out->map = map;
                 out->lo = (char *)map + page;
                 out->size = size;
-                out->vg_id = VALGRIND_STACK_REGISTER(
-                    out->lo, (char *)out->lo + size);
+                out->vg_id =
+                    VALGRIND_STACK_REGISTER(out->lo, (char *)out->lo + size);
                 return 0;
             }
             munmap(map, size + page);

@@ -12,16 +12,16 @@
 #include <stddef.h>
 
 struct stack {
-    void *map;        /* start of the mapping (the guard page) */
-    void *lo;         /* lowest usable byte: map + page size */
-    size_t size;      /* usable bytes */
-    unsigned vg_id;   /* valgrind's id for this stack */
+    void *map;      /* start of the mapping (the guard page) */
+    void *lo;       /* lowest usable byte: map + page size */
+    size_t size;    /* usable bytes */
+    unsigned vg_id; /* valgrind's id for this stack */
 };
 
 struct stack_pool {
-    struct stack *free;   /* released stacks, most recent last */
+    struct stack *free; /* released stacks, most recent last */
     size_t count, cap;
-    size_t limit;         /* how many to keep */
+    size_t limit; /* how many to keep */
 };
 
 /* Usable stack size in bytes: COSERVE_STACK_SIZE (accepts K and M suffixes)

@@ -34,7 +34,7 @@ void accesslog__flush(struct http_server *srv)
 }
 
 static void accesslog_prepare_cb(struct ev_loop *loop, ev_prepare *w,
-                                int revents)
+                                 int revents)
 {
     (void)loop;
     (void)revents;
@@ -86,14 +86,12 @@ void accesslog__request(co_request_t *req)
     accesslog_escape(referer, sizeof referer, co_req_header(req, "referer"));
     accesslog_escape(agent, sizeof agent, co_req_header(req, "user-agent"));
     char *p = srv->log_buf + srv->log_len;
-    int n = snprintf(p, ACCESSLOG_LINE,
-                     "%s - - [%s] \"%s %s HTTP/1.%d\" %d %" PRIu64
-                     " \"%s\" \"%s\" %.3f\n",
-                     co_req_remote_addr(req), date__log(),
-                     req->method ? req->method : "-", target,
-                     req->version == 10 ? 0 : 1, req->res.status,
-                     req->res.head_only ? 0 : req->res.sent, referer, agent,
-                     secs);
+    int n = snprintf(
+        p, ACCESSLOG_LINE,
+        "%s - - [%s] \"%s %s HTTP/1.%d\" %d %" PRIu64 " \"%s\" \"%s\" %.3f\n",
+        co_req_remote_addr(req), date__log(), req->method ? req->method : "-",
+        target, req->version == 10 ? 0 : 1, req->res.status,
+        req->res.head_only ? 0 : req->res.sent, referer, agent, secs);
     if (n > 0)
         srv->log_len += n < ACCESSLOG_LINE ? (size_t)n : ACCESSLOG_LINE - 1;
 }

@@ -15,11 +15,20 @@
 #include "http/http.h"
 
 enum {
-    CH_SIZE, CH_EXT, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF,
-    CH_TRAILER, CH_TRAILER_LINE, CH_TRAILER_LINE_LF, CH_END_LF, CH_DONE
+    CH_SIZE,
+    CH_EXT,
+    CH_SIZE_LF,
+    CH_DATA,
+    CH_DATA_CR,
+    CH_DATA_LF,
+    CH_TRAILER,
+    CH_TRAILER_LINE,
+    CH_TRAILER_LINE_LF,
+    CH_END_LF,
+    CH_DONE
 };
 
-#define BODY_LINE_MAX 4096     /* a chunk-size line with its extensions */
+#define BODY_LINE_MAX 4096 /* a chunk-size line with its extensions */
 #define BODY_TRAILERS_MAX 8192
 #define BODY_DRAIN_MAX (1024 * 1024)
 
@@ -117,8 +126,8 @@ static ssize_t body_dechunk(co_request_t *req, const char *in, size_t *avail,
             break;
         case CH_TRAILER:
             s->phase = ch == '\r' ? CH_END_LF : CH_TRAILER_LINE;
-            if (s->phase == CH_TRAILER_LINE && (ch == '\n' || ch == ' ' ||
-                                                ch == '\t' || ch == ':'))
+            if (s->phase == CH_TRAILER_LINE &&
+                (ch == '\n' || ch == ' ' || ch == '\t' || ch == ':'))
                 goto bad;
             if (++s->trailers > BODY_TRAILERS_MAX)
                 goto bad;

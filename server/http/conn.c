@@ -205,10 +205,8 @@ static void conn_idle(struct conn *c)
 static void conn_route(co_request_t *req)
 {
     struct http_server *srv = req->conn->srv;
-    const struct http_route *r = srv->cfg.route
-                                     ? srv->cfg.route(srv->cfg.route_ctx,
-                                                      req->path)
-                                     : NULL;
+    const struct http_route *r =
+        srv->cfg.route ? srv->cfg.route(srv->cfg.route_ctx, req->path) : NULL;
     if (!r)
         r = srv->cfg.fallback;
     req->route = r;

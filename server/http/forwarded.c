@@ -106,7 +106,8 @@ const char *forwarded__client(co_request_t *req)
         return NULL;
     memcpy(text, last, len);
     text[len] = '\0';
-    if (inet_pton(AF_INET, text, buf) != 1 && inet_pton(AF_INET6, text, buf) != 1)
+    if (inet_pton(AF_INET, text, buf) != 1 &&
+        inet_pton(AF_INET6, text, buf) != 1)
         return NULL; /* not an address: ignore it rather than log garbage */
     return request__arena_strdup(req, text, len);
 }

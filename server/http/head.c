@@ -15,7 +15,7 @@
 
 #include "http/http.h"
 
-#define HEAD_FAIL(req, code, why)                                            \
+#define HEAD_FAIL(req, code, why)                                              \
     do {                                                                       \
         (req)->error_reason = (why);                                           \
         (req)->res.status = (code);                                            \
@@ -206,9 +206,8 @@ static int head_validate(co_request_t *req)
 /* Trims optional whitespace around a value (llhttp leaves trailing OWS). */
 static void head_trim(struct http_header *h)
 {
-    while (h->value_len &&
-           (h->value[h->value_len - 1] == ' ' ||
-            h->value[h->value_len - 1] == '\t'))
+    while (h->value_len && (h->value[h->value_len - 1] == ' ' ||
+                            h->value[h->value_len - 1] == '\t'))
         h->value_len--;
 }
 
@@ -321,12 +320,10 @@ int head__parse(struct conn *c)
 {
     co_request_t *req = c->req;
     const char *start = c->buf + c->pos;
-    llhttp_errno_t err =
-        llhttp_execute(&req->parser, start, c->len - c->pos);
+    llhttp_errno_t err = llhttp_execute(&req->parser, start, c->len - c->pos);
     if (err == HPE_OK) {
         c->pos = c->len;
-        if (c->len >= c->srv->cfg.max_head ||
-            c->len >= HTTP_BUF_SIZE) {
+        if (c->len >= c->srv->cfg.max_head || c->len >= HTTP_BUF_SIZE) {
             req->error_reason = req->url_done ? "request head too large"
                                               : "request target too long";
             return req->url_done ? 431 : 414;

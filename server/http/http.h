@@ -32,14 +32,13 @@
 
 /* What a request is routed to: the http layer knows no more of apps. */
 struct http_route {
-    const char *name;   /* for logs and coroutine names */
-    const char *mount;  /* "" for "/" */
+    const char *name;  /* for logs and coroutine names */
+    const char *mount; /* "" for "/" */
     co_handler_fn handler;
 };
 
 /* Picks the route for a decoded path; NULL means 404. */
-typedef const struct http_route *(*http_router_fn)(void *ctx,
-                                                   const char *path);
+typedef const struct http_route *(*http_router_fn)(void *ctx, const char *path);
 
 #define HTTP_MAX_TRUSTED 16
 
@@ -51,28 +50,28 @@ struct http_net {
 };
 
 struct http_config {
-    size_t max_url;              /* request target bytes: 414 */
-    size_t max_head;             /* request line + headers bytes: 431 */
-    unsigned max_headers;        /* header lines: 431 */
-    uint64_t max_body;           /* body bytes: 413 */
-    int64_t header_timeout_ms;   /* a whole head must arrive within: 408 */
-    int64_t body_timeout_ms;     /* each body read waits at most */
-    int64_t keepalive_timeout_ms;/* idle connection kept open */
-    int64_t write_timeout_ms;    /* each response write waits at most */
-    int64_t grace_ms;            /* in-flight requests get this at shutdown */
-    unsigned max_conns;          /* open connections; more wait in backlog */
+    size_t max_url;               /* request target bytes: 414 */
+    size_t max_head;              /* request line + headers bytes: 431 */
+    unsigned max_headers;         /* header lines: 431 */
+    uint64_t max_body;            /* body bytes: 413 */
+    int64_t header_timeout_ms;    /* a whole head must arrive within: 408 */
+    int64_t body_timeout_ms;      /* each body read waits at most */
+    int64_t keepalive_timeout_ms; /* idle connection kept open */
+    int64_t write_timeout_ms;     /* each response write waits at most */
+    int64_t grace_ms;             /* in-flight requests get this at shutdown */
+    unsigned max_conns;           /* open connections; more wait in backlog */
     http_router_fn route;
     void *route_ctx;
     const struct http_route *fallback; /* static files: when route says none */
-    FILE *access_log;            /* NULL: off */
+    FILE *access_log;                  /* NULL: off */
     struct http_net trusted[HTTP_MAX_TRUSTED]; /* --forwarded-allow-ips */
     unsigned ntrusted;
     int trust_unix, trust_all;
-    int64_t request_timeout_ms;  /* handler cancelled after: 504 (0: none) */
-    uint64_t max_requests;       /* stop gracefully after (0: never) */
-    uint64_t max_requests_jitter;/* plus a random 0..jitter, per worker */
-    const char *access_log_path; /* reopened on SIGUSR1 (NULL: stdout) */
-    char *status_slot;           /* shared with the master: request now */
+    int64_t request_timeout_ms;   /* handler cancelled after: 504 (0: none) */
+    uint64_t max_requests;        /* stop gracefully after (0: never) */
+    uint64_t max_requests_jitter; /* plus a random 0..jitter, per worker */
+    const char *access_log_path;  /* reopened on SIGUSR1 (NULL: stdout) */
+    char *status_slot;            /* shared with the master: request now */
     size_t status_slot_size;
     /* Run in the hub's main coroutine: before accepting, after draining. */
     void (*on_start)(void *ctx);
@@ -93,25 +92,25 @@ enum body_mode { BODY_NONE, BODY_LENGTH, BODY_CHUNKED };
 struct chunk_state {
     uint8_t phase;
     uint8_t seen_digit;
-    uint16_t line;        /* bytes in the current size/trailer line */
-    uint32_t trailers;    /* trailer bytes so far */
-    uint64_t left;        /* data bytes left in this chunk */
+    uint16_t line;     /* bytes in the current size/trailer line */
+    uint32_t trailers; /* trailer bytes so far */
+    uint64_t left;     /* data bytes left in this chunk */
 };
 
 struct conn;
 
 struct co_response {
     int status;
-    unsigned started : 1;       /* head sent */
-    unsigned chunked : 1;       /* streaming with chunked encoding */
-    unsigned until_close : 1;   /* streaming, close-delimited (HTTP/1.0) */
-    unsigned has_length : 1;    /* app set Content-Length */
-    unsigned head_only : 1;     /* HEAD request: no body bytes */
-    unsigned failed : 1;        /* a write failed: close the connection */
-    uint64_t length;            /* the app's Content-Length */
-    uint64_t sent;              /* body bytes sent */
-    size_t hdr_len;             /* app header text in req->arena */
-    char *out;                  /* gathered body (a pooled buffer) */
+    unsigned started : 1;     /* head sent */
+    unsigned chunked : 1;     /* streaming with chunked encoding */
+    unsigned until_close : 1; /* streaming, close-delimited (HTTP/1.0) */
+    unsigned has_length : 1;  /* app set Content-Length */
+    unsigned head_only : 1;   /* HEAD request: no body bytes */
+    unsigned failed : 1;      /* a write failed: close the connection */
+    uint64_t length;          /* the app's Content-Length */
+    uint64_t sent;            /* body bytes sent */
+    size_t hdr_len;           /* app header text in req->arena */
+    char *out;                /* gathered body (a pooled buffer) */
     size_t out_len;
 };
 
@@ -126,26 +125,26 @@ struct co_request {
     const char *script_name;
     struct http_header headers[HTTP_MAX_HEADERS_CAP];
     unsigned nheaders;
-    uint8_t in_value;           /* parser is inside a header value */
+    uint8_t in_value; /* parser is inside a header value */
     uint8_t url_done;
-    uint8_t timed_out;          /* --request-timeout cancelled the handler */
-    int version;                /* 10 or 11 */
+    uint8_t timed_out; /* --request-timeout cancelled the handler */
+    int version;       /* 10 or 11 */
     int keep_alive;
-    int expect_continue;        /* 100-continue not yet answered */
+    int expect_continue; /* 100-continue not yet answered */
     const struct http_route *route;
     /* body */
     enum body_mode body_mode;
-    int64_t content_length;     /* -1 unless BODY_LENGTH */
-    uint64_t body_left;         /* BODY_LENGTH: bytes not yet read */
-    uint64_t body_read;         /* decoded bytes handed to the app */
+    int64_t content_length; /* -1 unless BODY_LENGTH */
+    uint64_t body_left;     /* BODY_LENGTH: bytes not yet read */
+    uint64_t body_read;     /* decoded bytes handed to the app */
     int body_done;
-    int body_error;             /* errno the body reader failed with */
+    int body_error; /* errno the body reader failed with */
     struct chunk_state chunk;
     /* timing and logging */
     int64_t start_ms;
     struct timespec start_ts;
-    const char *error_reason;   /* why the front end refused it */
-    const char *remote_text;    /* peer address, formatted on first use */
+    const char *error_reason; /* why the front end refused it */
+    const char *remote_text;  /* peer address, formatted on first use */
     struct co_response res;
     size_t arena_used;
     char arena[HTTP_ARENA_SIZE];
@@ -157,21 +156,21 @@ struct http_server;
 struct conn {
     struct http_server *srv;
     int fd;
-    uint8_t busy;               /* a coroutine serves a request on it */
+    uint8_t busy; /* a coroutine serves a request on it */
     uint8_t closing;
-    uint8_t served;             /* has answered at least one request */
-    uint8_t peer_family;        /* AF_INET, AF_INET6 or AF_UNIX */
+    uint8_t served;      /* has answered at least one request */
+    uint8_t peer_family; /* AF_INET, AF_INET6 or AF_UNIX */
     uint16_t peer_port;
     uint8_t peer_addr[16];
-    ev_io io;                   /* readable, while in the hub's hands */
-    ev_timer timer;             /* header or keep-alive timeout */
-    char *buf;                  /* pooled, HTTP_BUF_SIZE bytes, or NULL */
-    uint32_t len;               /* bytes in buf */
-    uint32_t pos;               /* first byte not yet consumed */
-    uint32_t head_end;          /* end of the current request's head */
+    ev_io io;          /* readable, while in the hub's hands */
+    ev_timer timer;    /* header or keep-alive timeout */
+    char *buf;         /* pooled, HTTP_BUF_SIZE bytes, or NULL */
+    uint32_t len;      /* bytes in buf */
+    uint32_t pos;      /* first byte not yet consumed */
+    uint32_t head_end; /* end of the current request's head */
     co_request_t *req;
     struct co *co;
-    struct list link;           /* srv->conns */
+    struct list link; /* srv->conns */
     struct conn *next_free;
 };
 
@@ -181,10 +180,10 @@ struct http_server {
     int listen_fd;
     int listen_family;
     ev_io accept_io;
-    int accepting;              /* accept_io is started */
-    int draining;               /* shutting down: no new requests */
-    unsigned open;              /* connections */
-    unsigned active;            /* requests being served */
+    int accepting;   /* accept_io is started */
+    int draining;    /* shutting down: no new requests */
+    unsigned open;   /* connections */
+    unsigned active; /* requests being served */
     struct list conns;
     struct conn *free_conns;
     co_request_t *free_reqs;
@@ -197,10 +196,10 @@ struct http_server {
     size_t log_len;
     ev_prepare log_flush;
     ev_timer idle_sweep;
-    co_event_t *idle_event;     /* set when active drops to 0 while draining */
-    co_event_t *stop_event;     /* set to begin a graceful stop */
-    uint64_t served;            /* requests, for --max-requests */
-    uint64_t max_served;        /* --max-requests plus this worker's jitter */
+    co_event_t *idle_event; /* set when active drops to 0 while draining */
+    co_event_t *stop_event; /* set to begin a graceful stop */
+    uint64_t served;        /* requests, for --max-requests */
+    uint64_t max_served;    /* --max-requests plus this worker's jitter */
 };
 
 /* ---- server.c ---- */
@@ -208,8 +207,8 @@ char *http__buf_get(struct http_server *srv);
 void http__buf_put(struct http_server *srv, char *buf);
 
 /* ---- conn.c ---- */
-void conn__accept(struct http_server *srv, int fd,
-                  const struct sockaddr *peer, socklen_t peer_len);
+void conn__accept(struct http_server *srv, int fd, const struct sockaddr *peer,
+                  socklen_t peer_len);
 void conn__close(struct conn *c);
 /* Closes an idle connection (no request in flight); used at shutdown. */
 void conn__close_if_idle(struct conn *c);

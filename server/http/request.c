@@ -19,16 +19,34 @@ char *request__arena_strdup(co_request_t *req, const char *s, size_t len)
     return out;
 }
 
-const char *co_req_method(const co_request_t *req) { return req->method; }
-const char *co_req_target(const co_request_t *req) { return req->target; }
-const char *co_req_path(const co_request_t *req) { return req->path; }
+const char *co_req_method(const co_request_t *req)
+{
+    return req->method;
+}
+const char *co_req_target(const co_request_t *req)
+{
+    return req->target;
+}
+const char *co_req_path(const co_request_t *req)
+{
+    return req->path;
+}
 const char *co_req_script_name(const co_request_t *req)
 {
     return req->script_name;
 }
-const char *co_req_path_info(const co_request_t *req) { return req->path_info; }
-const char *co_req_query(const co_request_t *req) { return req->query; }
-int co_req_version(const co_request_t *req) { return req->version; }
+const char *co_req_path_info(const co_request_t *req)
+{
+    return req->path_info;
+}
+const char *co_req_query(const co_request_t *req)
+{
+    return req->query;
+}
+int co_req_version(const co_request_t *req)
+{
+    return req->version;
+}
 int64_t co_req_content_length(const co_request_t *req)
 {
     return req->content_length;
@@ -49,7 +67,10 @@ const char *co_req_header(const co_request_t *req, const char *name)
     return NULL;
 }
 
-size_t co_req_header_count(const co_request_t *req) { return req->nheaders; }
+size_t co_req_header_count(const co_request_t *req)
+{
+    return req->nheaders;
+}
 
 int co_req_header_at(const co_request_t *req, size_t i, const char **name,
                      const char **value)
@@ -71,8 +92,8 @@ static int request_hex(int ch)
     return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
 }
 
-ssize_t co_req_query_param(const co_request_t *req, const char *name,
-                           char *buf, size_t size)
+ssize_t co_req_query_param(const co_request_t *req, const char *name, char *buf,
+                           size_t size)
 {
     size_t nl = strlen(name);
     const char *p = req->query;
@@ -89,8 +110,8 @@ ssize_t co_req_query_param(const co_request_t *req, const char *name,
                 int ch = (unsigned char)*v;
                 if (ch == '+')
                     ch = ' ';
-                else if (ch == '%' && vend - v > 2 &&
-                         request_hex(v[1]) >= 0 && request_hex(v[2]) >= 0) {
+                else if (ch == '%' && vend - v > 2 && request_hex(v[1]) >= 0 &&
+                         request_hex(v[2]) >= 0) {
                     ch = request_hex(v[1]) * 16 + request_hex(v[2]);
                     v += 2;
                 }

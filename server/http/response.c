@@ -23,41 +23,76 @@
 const char *response__reason(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 411: return "Length Required";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 416: return "Range Not Satisfiable";
-    case 417: return "Expectation Failed";
-    case 422: return "Unprocessable Content";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 206:
+        return "Partial Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 303:
+        return "See Other";
+    case 304:
+        return "Not Modified";
+    case 307:
+        return "Temporary Redirect";
+    case 308:
+        return "Permanent Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 411:
+        return "Length Required";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 416:
+        return "Range Not Satisfiable";
+    case 417:
+        return "Expectation Failed";
+    case 422:
+        return "Unprocessable Content";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Unknown";
     }
 }
 
@@ -338,8 +373,8 @@ int co_res_sendfile(co_response_t *res, int fd, off_t offset, size_t len)
     if (res->chunked) { /* a file in the middle of a streamed body */
         char buf[16384];
         while (len) {
-            ssize_t r = pread(fd, buf, len < sizeof buf ? len : sizeof buf,
-                              offset);
+            ssize_t r =
+                pread(fd, buf, len < sizeof buf ? len : sizeof buf, offset);
             if (r <= 0) {
                 errno = r == 0 ? EIO : errno;
                 return -1;
@@ -355,8 +390,9 @@ int co_res_sendfile(co_response_t *res, int fd, off_t offset, size_t len)
         errno = EMSGSIZE;
         return -1;
     }
-    ssize_t sent = co_sendfile(req->conn->fd, fd, &offset, len,
-                               co_deadline(req->conn->srv->cfg.write_timeout_ms));
+    ssize_t sent =
+        co_sendfile(req->conn->fd, fd, &offset, len,
+                    co_deadline(req->conn->srv->cfg.write_timeout_ms));
     if (sent < 0 || (size_t)sent < len) {
         res->failed = 1;
         if (sent >= 0)
@@ -377,7 +413,10 @@ int co_res_send(co_response_t *res, int status, const char *content_type,
     return co_res_write(res, body, len);
 }
 
-int co_res_started(const co_response_t *res) { return res->started; }
+int co_res_started(const co_response_t *res)
+{
+    return res->started;
+}
 
 int response__finish(co_request_t *req)
 {
@@ -385,15 +424,15 @@ int response__finish(co_request_t *req)
     if (res->failed)
         return -1;
     if (!res->started) {
-        if (res->has_length && res->out_len != res->length &&
-            !res->head_only && !response_no_body(res->status)) {
+        if (res->has_length && res->out_len != res->length && !res->head_only &&
+            !response_no_body(res->status)) {
             /* The app promised more than it wrote: send what we have and
              * close, so the client sees a short body, not a hang. */
             req->keep_alive = 0;
         }
         struct iovec body = {res->out, res->out_len};
-        int64_t length = res->has_length ? (int64_t)res->length
-                                         : (int64_t)res->out_len;
+        int64_t length =
+            res->has_length ? (int64_t)res->length : (int64_t)res->out_len;
         res->sent = res->out_len;
         return response_send_head(req, length, &body, 1);
     }

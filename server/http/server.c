@@ -106,7 +106,8 @@ int http__listen(const char *spec, char *err, size_t errlen)
     struct addrinfo *res;
     int rc = getaddrinfo(*host ? host : NULL, colon + 1, &hints, &res);
     if (rc) {
-        snprintf(err, errlen, "cannot resolve '%s': %s", spec, gai_strerror(rc));
+        snprintf(err, errlen, "cannot resolve '%s': %s", spec,
+                 gai_strerror(rc));
         return -1;
     }
     int saved = 0;
@@ -201,8 +202,9 @@ static struct {
 
 static void server_on_signal(int signo)
 {
-    int bit = signo == SIGQUIT ? SIG_FAST : signo == SIGUSR1 ? SIG_REOPEN
-                                                             : SIG_STOP;
+    int bit = signo == SIGQUIT   ? SIG_FAST
+              : signo == SIGUSR1 ? SIG_REOPEN
+                                 : SIG_STOP;
     __atomic_fetch_or(&server_signal.pending, bit, __ATOMIC_SEQ_CST);
     server_signal.signo = signo;
     if (server_signal.async)
@@ -238,8 +240,8 @@ static void server_stop_cb(struct ev_loop *loop, ev_async *w, int revents)
     (void)loop;
     (void)revents;
     struct server_main *m = list_entry(w, struct server_main, stop_async);
-    int pending = __atomic_exchange_n(&server_signal.pending, 0,
-                                      __ATOMIC_SEQ_CST);
+    int pending =
+        __atomic_exchange_n(&server_signal.pending, 0, __ATOMIC_SEQ_CST);
     if (pending & SIG_REOPEN)
         server_reopen_log(m->srv);
     if (pending & SIG_FAST)
@@ -370,10 +372,11 @@ static void *server_hub_main(void *arg)
     srv.stop_event = m.stop;
     if (cfg->max_requests) {
         srand((unsigned)getpid() ^ (unsigned)co_now());
-        srv.max_served = cfg->max_requests +
-                         (cfg->max_requests_jitter
-                              ? (uint64_t)rand() % (cfg->max_requests_jitter + 1)
-                              : 0);
+        srv.max_served =
+            cfg->max_requests +
+            (cfg->max_requests_jitter
+                 ? (uint64_t)rand() % (cfg->max_requests_jitter + 1)
+                 : 0);
     }
     struct sigaction sa = {.sa_handler = server_on_signal};
     sigemptyset(&sa.sa_mask);

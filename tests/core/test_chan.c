@@ -14,7 +14,6 @@
 #include "coserve.h"
 #include "util.h"
 
-
 /* ---- construction ------------------------------------------------------- */
 
 struct new_st {

@@ -13,7 +13,6 @@
 #include "coserve.h"
 #include "util.h"
 
-
 /* ---- set / clear / is_set ---------------------------------------------- */
 
 struct flag_st {

@@ -13,7 +13,6 @@
 #include "coserve.h"
 #include "util.h"
 
-
 /* ---- construction -------------------------------------------------------- */
 
 struct new_st {

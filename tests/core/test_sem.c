@@ -14,7 +14,6 @@
 #include "coserve.h"
 #include "util.h"
 
-
 /* ---- counting ------------------------------------------------------------ */
 
 struct count_st {

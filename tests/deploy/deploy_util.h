@@ -85,8 +85,9 @@ static inline void du_mkdir(const char *rel)
 static inline char *du_abs(const char *path)
 {
     char *r = realpath(path, NULL);
-    cr_assert_not_null(r, "%s: %s (run the tests from the repository root "
-                          "after `make apps`)",
+    cr_assert_not_null(r,
+                       "%s: %s (run the tests from the repository root "
+                       "after `make apps`)",
                        path, strerror(errno));
     return r;
 }
@@ -284,8 +285,7 @@ static inline void du_untrack(pid_t pid)
 static inline pid_t du_spawn(const char *const *argv, const char *log_path,
                              const char *const *env, int kind)
 {
-    int logfd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-                     0644);
+    int logfd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     cr_assert(logfd >= 0, "open %s: %s", log_path, strerror(errno));
     int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
     cr_assert(devnull >= 0);
@@ -381,12 +381,12 @@ static inline void du_teardown(void)
 /* ---- coserve ---------------------------------------------------------- */
 
 struct du_coserve {
-    pid_t pid;          /* the master; -1 once stopped */
-    int port;           /* TCP port, 0 on a unix socket */
-    char sock[256];     /* the unix socket path, or "" */
-    char err[256];      /* stdout + stderr of master and workers */
-    char access[256];   /* --access-log */
-    char apps[256];     /* --apps */
+    pid_t pid;        /* the master; -1 once stopped */
+    int port;         /* TCP port, 0 on a unix socket */
+    char sock[256];   /* the unix socket path, or "" */
+    char err[256];    /* stdout + stderr of master and workers */
+    char access[256]; /* --access-log */
+    char apps[256];   /* --apps */
     int workers;
 };
 
@@ -409,8 +409,8 @@ static inline const char *du_log_trouble(const char *path, int allow_deaths)
     for (size_t i = 0; i < sizeof bad / sizeof *bad && !found; i++)
         if (strstr(s, bad[i]))
             found = bad[i];
-    for (const char *p = s; !found && !allow_deaths &&
-                            (p = strstr(p, "exited with status "));
+    for (const char *p = s;
+         !found && !allow_deaths && (p = strstr(p, "exited with status "));
          p++) {
         if (atoi(p + strlen("exited with status ")) != 0) {
             const char *eol = strchr(p, '\n');
@@ -461,8 +461,7 @@ static inline int du_try_connect_unix_once(const char *path)
  * environment. Returns when every worker serves. */
 static inline void du_coserve_start(struct du_coserve *s, const char *name,
                                     int unix_socket, int workers,
-                                    const char *apps,
-                                    const char *const *extra,
+                                    const char *apps, const char *const *extra,
                                     const char *const *env)
 {
     du_setup();
@@ -517,9 +516,9 @@ static inline void du_coserve_start(struct du_coserve *s, const char *name,
                                name, status, du_tail(s->err, 4000));
             }
             if (du_count_in_file(s->err, "serving on") >= workers &&
-                (unix_socket ? du_try_connect_unix_once(s->sock)
-                             : du_try_connect_tcp_once("127.0.0.1",
-                                                       s->port)) == 0)
+                (unix_socket
+                     ? du_try_connect_unix_once(s->sock)
+                     : du_try_connect_tcp_once("127.0.0.1", s->port)) == 0)
                 return;
             if (h_now_ms() > end) {
                 du_kill_tree(s->pid);
@@ -574,7 +573,7 @@ struct du_target {
     const char *unix_path; /* set: a unix socket */
     const char *ip;        /* else TCP to ip:port (NULL: 127.0.0.1) */
     int port;
-    const char *src;       /* bind the client to this address first */
+    const char *src; /* bind the client to this address first */
 };
 
 static inline struct du_target du_at(const struct du_coserve *s)
@@ -682,9 +681,9 @@ static inline struct h_resp *du_request(const struct du_target *t,
                                         int want_status)
 {
     struct h_conn *c = du_connect(t);
-    cr_assert_not_null(c, "connect to %s%s:%d: %s",
-                       t->unix_path ? "unix:" : "",
-                       t->unix_path ? t->unix_path : (t->ip ? t->ip : "127.0.0.1"),
+    cr_assert_not_null(c, "connect to %s%s:%d: %s", t->unix_path ? "unix:" : "",
+                       t->unix_path ? t->unix_path
+                                    : (t->ip ? t->ip : "127.0.0.1"),
                        t->port, strerror(errno));
     struct h_resp *r = calloc(1, sizeof *r);
     char why[512] = "";
@@ -703,9 +702,8 @@ static inline struct h_resp *du_request(const struct du_target *t,
 }
 
 /* GET path with extra header lines (each ending in CRLF, or NULL). */
-static inline struct h_resp *du_get(const struct du_target *t,
-                                    const char *path, const char *headers,
-                                    int want_status)
+static inline struct h_resp *du_get(const struct du_target *t, const char *path,
+                                    const char *headers, int want_status)
 {
     char *raw = h_fmt("GET %s HTTP/1.1\r\nHost: coserve.test\r\n%s\r\n", path,
                       headers ? headers : "");
@@ -737,10 +735,10 @@ static inline const char *du_field(const char *body, const char *key)
 /* ---- sockets, as /proc/net sees them ----------------------------------- */
 
 struct du_tcp_stat {
-    int listening;      /* a LISTEN socket on the port exists */
-    int backlog;        /* connections waiting in its accept queue */
-    int established;    /* server-side established sockets on the port */
-    int unread;         /* ... of them with request bytes nobody read */
+    int listening;   /* a LISTEN socket on the port exists */
+    int backlog;     /* connections waiting in its accept queue */
+    int established; /* server-side established sockets on the port */
+    int unread;      /* ... of them with request bytes nobody read */
 };
 
 /* IPv4 sockets whose local port is `port`, from the kernel's sock_diag
@@ -885,7 +883,7 @@ static inline int du_unix_conns(const char *path, unsigned long *inodes,
 struct du_nginx {
     pid_t pid;
     int port;
-    char dir[256];      /* prefix: nginx.conf, coserve.conf, logs */
+    char dir[256]; /* prefix: nginx.conf, coserve.conf, logs */
     char error_log[300];
 };
 
@@ -899,7 +897,8 @@ static inline const char *du_nginx_bin(void)
     do {                                                                       \
         if (access(du_nginx_bin(), X_OK) != 0) {                               \
             cr_skip_test("no nginx at %s (apt-get install nginx-light, or "    \
-                         "set NGINX_BIN)", du_nginx_bin());                    \
+                         "set NGINX_BIN)",                                     \
+                         du_nginx_bin());                                      \
             return;                                                            \
         }                                                                      \
     } while (0)
@@ -951,9 +950,15 @@ static inline void du_nginx_start(struct du_nginx *n, const char *coserve_sock,
         n->port = h_free_port();
         char listen[64];
         snprintf(listen, sizeof listen, "127.0.0.1:%d", n->port);
-        const char *keys[] = {"@LISTEN@", listen, "@COSERVE_SOCK@",
-                              coserve_sock, "@COSERVE_TCP@", tcp,
-                              "@WWW@", www, NULL};
+        const char *keys[] = {"@LISTEN@",
+                              listen,
+                              "@COSERVE_SOCK@",
+                              coserve_sock,
+                              "@COSERVE_TCP@",
+                              tcp,
+                              "@WWW@",
+                              www,
+                              NULL};
         char *conf = du_substitute(site, keys);
         /* every placeholder is documented and filled */
         for (const char *p = conf; (p = strchr(p, '@')); p++) {
@@ -993,8 +998,8 @@ static inline void du_nginx_start(struct du_nginx *n, const char *coserve_sock,
         free(main_conf);
         char startup[400];
         snprintf(startup, sizeof startup, "%s/startup.log", n->dir);
-        const char *argv[] = {du_nginx_bin(), "-p", n->dir, "-c", path,
-                              "-e", n->error_log, NULL};
+        const char *argv[] = {du_nginx_bin(), "-p", n->dir,       "-c",
+                              path,           "-e", n->error_log, NULL};
         du_truncate(n->error_log);
         n->pid = du_spawn(argv, startup, NULL, DU_NGINX);
         int64_t end = h_now_ms() + DU_START_MS;

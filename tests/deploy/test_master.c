@@ -36,7 +36,7 @@ static void ms_assert_hello(const struct du_coserve *s, int times)
 struct ms_load {
     pthread_t thread;
     int port;
-    int keepalive;             /* reuse connections, else one per request */
+    int keepalive; /* reuse connections, else one per request */
     volatile int *stop;
     pthread_mutex_t *lock;
     long ok, failed, retried, v1, v2;
@@ -177,9 +177,8 @@ static void ms_hup_under_load(int reloads)
         {.port = s.port, .keepalive = 0, .stop = &stop, .lock = &lock},
     };
     for (int i = 0; i < 2; i++)
-        cr_assert_eq(pthread_create(&load[i].thread, NULL, ms_load_main,
-                                    &load[i]),
-                     0);
+        cr_assert_eq(
+            pthread_create(&load[i].thread, NULL, ms_load_main, &load[i]), 0);
     int64_t started = h_now_ms();
     h_sleep_ms(reloads == 1 ? 1000 : 300);
     int replaced = 1;
@@ -261,13 +260,13 @@ Test(master, killed_worker_is_replaced_while_others_serve)
     while (!replaced && h_now_ms() < end) {
         ms_assert_hello(&s, 1);
         n = du_workers(&s, now, 8);
-        replaced = n == 2 && !du_pid_in(w[0], now, n) && du_pid_in(w[1], now, n);
+        replaced =
+            n == 2 && !du_pid_in(w[0], now, n) && du_pid_in(w[1], now, n);
     }
     cr_assert(replaced, "%d workers, the killed one %s replaced:\n%s", n,
               replaced ? "" : "not", du_tail(s.err, 3000));
     cr_assert(du_count_in_file(s.err, "killed by signal 9"),
-              "the master did not report the death:\n%s",
-              du_tail(s.err, 3000));
+              "the master did not report the death:\n%s", du_tail(s.err, 3000));
     /* the replacement serves: kill the last original one too */
     cr_assert(du_wait_in_file(s.err, "serving on", 3, DU_START_MS));
     kill(w[1], SIGKILL);
@@ -317,23 +316,25 @@ Test(master, term_lets_100_inflight_requests_finish)
             strcmp(r.body, "slept 500 ms\n") == 0) {
             ok++;
             /* a stopping server says it closes, then does */
-            if (!h_header_has_token(&r, "Connection", "close") &&
-                !first[0])
+            if (!h_header_has_token(&r, "Connection", "close") && !first[0])
                 snprintf(first, sizeof first,
                          "request %d: no Connection: close while stopping:"
                          "\n%s",
                          i, r.head);
         } else if (!first[0]) {
             snprintf(first, sizeof first, "request %d: %s", i,
-                     rc == 1 ? r.head : rc == 0 ? "closed, no response" : why);
+                     rc == 1   ? r.head
+                     : rc == 0 ? "closed, no response"
+                               : why);
         }
         if (rc == 1)
             du_resp_clear(&r);
         h_close(c[i]);
     }
     free(c);
-    cr_assert_eq(ok, N, "%d of %d in-flight requests completed after TERM; "
-                        "the first failure: %s",
+    cr_assert_eq(ok, N,
+                 "%d of %d in-flight requests completed after TERM; "
+                 "the first failure: %s",
                  ok, N, first);
     cr_assert_str_empty(first, "%s\n%s", first, du_tail(s.err, 3000));
     du_coserve_wait_stopped(&s, DU_STOP_MS, 0);
@@ -354,16 +355,17 @@ Test(master, quit_stops_without_waiting_for_requests)
                      NULL);
     enum { N = 10 };
     /* a minute of sleep, with a 30 s graceful timeout: TERM would wait */
-    struct h_conn **c = ms_inflight(
-        &s, N, "GET /sleep?ms=60000 HTTP/1.1\r\nHost: t\r\n\r\n");
+    struct h_conn **c =
+        ms_inflight(&s, N, "GET /sleep?ms=60000 HTTP/1.1\r\nHost: t\r\n\r\n");
     kill(s.pid, SIGQUIT);
     int status = 0;
     int exited = du_wait_exit(s.pid, DU_STOP_MS, &status);
     if (!exited)
         du_kill_tree(s.pid);
     s.pid = -1;
-    cr_assert(exited, "the master was still running %d ms after SIGQUIT "
-                      "with requests that wait a minute:\n%s",
+    cr_assert(exited,
+              "the master was still running %d ms after SIGQUIT "
+              "with requests that wait a minute:\n%s",
               DU_STOP_MS, du_tail(s.err, 3000));
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status 0x%x",
               status);
@@ -374,8 +376,8 @@ Test(master, quit_stops_without_waiting_for_requests)
         int rc = h_read_response(c[i], &r, 0, H_GUARD_MS, why, sizeof why);
         cr_assert(rc != 1 || r.status != 200,
                   "request %d completed despite QUIT", i);
-        cr_assert_neq(rc, -1, "request %d: the connection stayed open (%s)",
-                      i, why);
+        cr_assert_neq(rc, -1, "request %d: the connection stayed open (%s)", i,
+                      why);
         if (rc == 1)
             du_resp_clear(&r);
         h_close(c[i]);
@@ -392,8 +394,8 @@ Test(master, ttin_and_ttou_change_the_worker_count)
 {
     struct du_coserve s;
     du_coserve_start(&s, "cs", 0, 2, ms_apps(DU_ARGS("hello")), NULL, NULL);
-    const int steps[][2] = {{SIGTTIN, 3}, {SIGTTIN, 4}, {SIGTTOU, 3},
-                            {SIGTTOU, 2}, {SIGTTOU, 1}};
+    const int steps[][2] = {
+        {SIGTTIN, 3}, {SIGTTIN, 4}, {SIGTTOU, 3}, {SIGTTOU, 2}, {SIGTTOU, 1}};
     int started = 2;
     for (size_t i = 0; i < sizeof steps / sizeof *steps; i++) {
         kill(s.pid, steps[i][0]);
@@ -402,9 +404,9 @@ Test(master, ttin_and_ttou_change_the_worker_count)
                      steps[i][0] == SIGTTIN ? "TTIN" : "TTOU", n, steps[i][1],
                      du_tail(s.err, 3000));
         if (steps[i][0] == SIGTTIN)
-            cr_assert(du_wait_in_file(s.err, "serving on", ++started,
-                                      DU_START_MS),
-                      "%s", du_tail(s.err, 3000));
+            cr_assert(
+                du_wait_in_file(s.err, "serving on", ++started, DU_START_MS),
+                "%s", du_tail(s.err, 3000));
         ms_assert_hello(&s, 5);
     }
     /* TTOU never goes below one: TTOU, then TTIN, makes two */
@@ -414,8 +416,7 @@ Test(master, ttin_and_ttou_change_the_worker_count)
     cr_assert_eq(du_wait_children(s.pid, 2, DU_START_MS), 2);
     cr_assert(du_wait_in_file(s.err, "serving on", ++started, DU_START_MS));
     h_sleep_ms(300);
-    cr_assert_eq(du_wait_children(s.pid, 2, 0), 2, "%s",
-                 du_tail(s.err, 3000));
+    cr_assert_eq(du_wait_children(s.pid, 2, 0), 2, "%s", du_tail(s.err, 3000));
     ms_assert_hello(&s, 5);
     /* every retired worker exited on its own, none was killed */
     du_coserve_stop(&s);
@@ -466,7 +467,9 @@ Test(master, max_requests_recycles_the_worker)
             ok++;
         else if (!first[0])
             snprintf(first, sizeof first, "request %d: %s", i + 1,
-                     rc == 1 ? r.head : rc == 0 ? "closed, no response" : why);
+                     rc == 1   ? r.head
+                     : rc == 0 ? "closed, no response"
+                               : why);
         if (rc == 1)
             du_resp_clear(&r);
         h_close(c);
@@ -474,9 +477,9 @@ Test(master, max_requests_recycles_the_worker)
     cr_assert_eq(ok, 60, "%d of 60 succeeded; the first failure: %s\n%s", ok,
                  first, du_tail(s.err, 2000));
     /* three recycles (after 20, 40, 60), each replaced */
-    cr_assert(du_wait_in_file(s.err, "(--max-requests): recycling", 3,
-                              DU_START_MS),
-              "%s", du_tail(s.err, 3000));
+    cr_assert(
+        du_wait_in_file(s.err, "(--max-requests): recycling", 3, DU_START_MS),
+        "%s", du_tail(s.err, 3000));
     cr_assert(du_wait_in_file(s.err, "serving on", 4, DU_START_MS), "%s",
               du_tail(s.err, 3000));
     pid_t now[4];
@@ -496,8 +499,8 @@ Test(master, usr1_reopens_the_access_log)
     struct du_target t = du_at(&s);
     struct h_resp *r = du_get(&t, "/hello?before-rotation", NULL, 200);
     h_resp_free(r);
-    cr_assert(du_wait_in_file(s.access, "/hello?before-rotation", 1,
-                              H_GUARD_MS));
+    cr_assert(
+        du_wait_in_file(s.access, "/hello?before-rotation", 1, H_GUARD_MS));
     /* logrotate: move the file away, then tell the server */
     char *rotated = h_fmt("%s.1", s.access);
     cr_assert_eq(rename(s.access, rotated), 0);
@@ -508,8 +511,7 @@ Test(master, usr1_reopens_the_access_log)
         r = du_get(&t, "/hello?after-rotation", NULL, 200);
         h_resp_free(r);
     }
-    cr_assert(du_wait_in_file(s.access, "/hello?after-rotation", 4,
-                              H_GUARD_MS),
+    cr_assert(du_wait_in_file(s.access, "/hello?after-rotation", 4, H_GUARD_MS),
               "no new log at %s:\n%s", s.access, du_tail(s.access, 2000));
     cr_assert_eq(du_count_in_file(rotated, "after-rotation"), 0,
                  "lines still went to the moved file");

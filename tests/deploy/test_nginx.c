@@ -32,8 +32,7 @@ static void ng_up(struct ng *g)
     char *db_unix = h_fmt("COSERVE_NOTES_DB=%s", du_path("notes-unix.db"));
     char *db_tcp = h_fmt("COSERVE_NOTES_DB=%s", du_path("notes-tcp.db"));
     /* --www off: a static file that arrives can only come from nginx */
-    du_coserve_start(&g->cu, "cs-unix", 1, 2, g->apps, NULL,
-                     DU_ARGS(db_unix));
+    du_coserve_start(&g->cu, "cs-unix", 1, 2, g->apps, NULL, DU_ARGS(db_unix));
     du_coserve_start(&g->ct, "cs-tcp", 0, 1, g->apps, NULL, DU_ARGS(db_tcp));
     du_nginx_start(&g->nx, g->cu.sock, g->ct.port, g->www);
     free(db_unix);
@@ -63,10 +62,10 @@ Test(nginx, hello_through_both_upstreams)
     h_resp_free(r);
     /* each coserve saw its request (the logs are complete once stopped) */
     ng_down(&g);
-    cr_assert_eq(du_count_in_file(g.cu.access, "GET /hello HTTP/1.1\" 200"),
-                 1, "%s", du_tail(g.cu.access, 2000));
-    cr_assert_eq(du_count_in_file(g.ct.access, "GET /hello HTTP/1.1\" 200"),
-                 1, "%s", du_tail(g.ct.access, 2000));
+    cr_assert_eq(du_count_in_file(g.cu.access, "GET /hello HTTP/1.1\" 200"), 1,
+                 "%s", du_tail(g.cu.access, 2000));
+    cr_assert_eq(du_count_in_file(g.ct.access, "GET /hello HTTP/1.1\" 200"), 1,
+                 "%s", du_tail(g.ct.access, 2000));
 }
 
 Test(nginx, static_files_served_by_nginx)
@@ -136,8 +135,7 @@ static void ng_echo_chunked(const struct du_target *t, const char *path)
     cr_assert_eq(rc, 1,
                  "no complete echo of the 1 MiB chunked body through nginx "
                  "within %d ms: %s; %zu bytes arrived%s",
-                 H_GUARD_MS, rc == 0 ? "closed" : "timed out or malformed",
-                 got,
+                 H_GUARD_MS, rc == 0 ? "closed" : "timed out or malformed", got,
                  head_ok ? ", a 200 head and then part of the body (nginx "
                            "sends no more of a request body once the "
                            "response head came back: the app answered "
@@ -162,9 +160,9 @@ Test(nginx, echo_1mib_chunked_unix_upstream)
     struct du_target t = du_via(&g.nx);
     ng_echo_chunked(&t, "/echo");
     ng_down(&g);
-    cr_assert_eq(du_count_in_file(g.cu.access,
-                                  "\"POST /echo HTTP/1.1\" 200 1048576"),
-                 1, "coserve's log:\n%s", du_tail(g.cu.access, 2000));
+    cr_assert_eq(
+        du_count_in_file(g.cu.access, "\"POST /echo HTTP/1.1\" 200 1048576"), 1,
+        "coserve's log:\n%s", du_tail(g.cu.access, 2000));
 }
 
 Test(nginx, echo_1mib_chunked_tcp_upstream)
@@ -175,9 +173,9 @@ Test(nginx, echo_1mib_chunked_tcp_upstream)
     struct du_target t = du_via(&g.nx);
     ng_echo_chunked(&t, "/via-tcp/echo");
     ng_down(&g);
-    cr_assert_eq(du_count_in_file(g.ct.access,
-                                  "\"POST /echo HTTP/1.1\" 200 1048576"),
-                 1, "coserve's log:\n%s", du_tail(g.ct.access, 2000));
+    cr_assert_eq(
+        du_count_in_file(g.ct.access, "\"POST /echo HTTP/1.1\" 200 1048576"), 1,
+        "coserve's log:\n%s", du_tail(g.ct.access, 2000));
 }
 
 /* nginx refuses what coserve would refuse: over 16 MiB is a 413 at the
@@ -302,8 +300,9 @@ Test(nginx, upstream_connections_are_reused)
         h_resp_free(r);
         unsigned long now[64];
         int n = du_unix_conns(g.cu.sock, now, 64);
-        cr_assert_geq(n, 1, "no upstream connection stays open after a "
-                            "request: nginx does not keep them alive");
+        cr_assert_geq(n, 1,
+                      "no upstream connection stays open after a "
+                      "request: nginx does not keep them alive");
         for (int k = 0; k < n && k < 64; k++) {
             int dup = 0;
             for (int j = 0; j < nseen; j++)
@@ -350,21 +349,17 @@ Test(nginx, notes_api_through_nginx)
     cr_assert(strncmp(loc, "/notes/", 7) == 0, "Location: %s", loc);
     char item[64];
     snprintf(item, sizeof item, "%s", loc);
-    cr_assert_not_null(strstr(r->body, "deployed behind nginx"), "%s",
-                       r->body);
+    cr_assert_not_null(strstr(r->body, "deployed behind nginx"), "%s", r->body);
     h_resp_free(r);
 
     r = du_get(&t, item, NULL, 200);
-    cr_assert_not_null(strstr(r->body, "deployed behind nginx"), "%s",
-                       r->body);
+    cr_assert_not_null(strstr(r->body, "deployed behind nginx"), "%s", r->body);
     h_resp_free(r);
     r = du_get(&t, "/notes?limit=5", NULL, 200);
-    cr_assert_not_null(strstr(r->body, "deployed behind nginx"), "%s",
-                       r->body);
+    cr_assert_not_null(strstr(r->body, "deployed behind nginx"), "%s", r->body);
     h_resp_free(r);
     r = du_get(&t, "/notes/search?q=nginx", NULL, 200);
-    cr_assert_not_null(strstr(r->body, "deployed behind nginx"), "%s",
-                       r->body);
+    cr_assert_not_null(strstr(r->body, "deployed behind nginx"), "%s", r->body);
     h_resp_free(r);
 
     static const char upd[] = "{\"text\": \"updated through nginx\"}";
@@ -374,8 +369,7 @@ Test(nginx, notes_api_through_nginx)
                 item, strlen(upd), upd);
     r = du_request(&t, raw, strlen(raw), 200);
     free(raw);
-    cr_assert_not_null(strstr(r->body, "updated through nginx"), "%s",
-                       r->body);
+    cr_assert_not_null(strstr(r->body, "updated through nginx"), "%s", r->body);
     h_resp_free(r);
 
     raw = h_fmt("DELETE %s HTTP/1.1\r\nHost: coserve.test\r\n\r\n", item);
@@ -400,8 +394,8 @@ Test(nginx, access_log_line_written_while_upstream_idle)
     h_resp_free(r);
     cr_assert(du_unix_conns(g.cu.sock, (unsigned long[4]){0}, 4) >= 1,
               "nginx kept no upstream connection open");
-    int written = du_wait_in_file(g.cu.access, "/hello?logged-at-once", 1,
-                                  H_GUARD_MS);
+    int written =
+        du_wait_in_file(g.cu.access, "/hello?logged-at-once", 1, H_GUARD_MS);
     ng_down(&g);
     cr_assert(written,
               "the access log line of a finished request was not written "

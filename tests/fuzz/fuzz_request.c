@@ -55,8 +55,8 @@ static void *fuzz_main(void *arg)
     struct http_server srv;
     http__server_init(&srv, &cfg, -1);
     int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
-                   sv) < 0)
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) <
+        0)
         return NULL;
     struct sockaddr peer = {.sa_family = AF_UNIX};
     conn__accept(&srv, sv[0], &peer, sizeof peer);

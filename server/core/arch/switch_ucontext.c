@@ -13,8 +13,7 @@ static void switch_trampoline(unsigned hi, unsigned lo, unsigned ehi,
 {
     /* makecontext passes ints only, so pointers travel in halves. */
     void *arg = (void *)(((uintptr_t)hi << 32) | lo);
-    switch_entry_fn entry =
-        (switch_entry_fn)(((uintptr_t)ehi << 32) | elo);
+    switch_entry_fn entry = (switch_entry_fn)(((uintptr_t)ehi << 32) | elo);
     entry(arg);
     abort();
 }

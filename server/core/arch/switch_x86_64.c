@@ -15,8 +15,8 @@ void switch__init(struct switch_ctx *ctx, void *lo, size_t size,
      * rsp 16-byte aligned, as the ABI wants before its call. */
     uint64_t *sp = (uint64_t *)(top - 80);
     memset(sp, 0, 80);
-    uint32_t mxcsr = 0x1f80;   /* all exceptions masked, round to nearest */
-    uint16_t fpucw = 0x037f;   /* x87: same, extended precision */
+    uint32_t mxcsr = 0x1f80; /* all exceptions masked, round to nearest */
+    uint16_t fpucw = 0x037f; /* x87: same, extended precision */
     memcpy((char *)sp, &mxcsr, 4);
     memcpy((char *)sp + 4, &fpucw, 2);
     sp[3] = (uint64_t)(uintptr_t)entry; /* r13 */

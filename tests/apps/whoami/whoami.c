@@ -15,10 +15,9 @@
 static int whoami(co_request_t *req, co_response_t *res)
 {
     char body[256];
-    int n = snprintf(body, sizeof body,
-                     "remote_addr=%s\nscheme=%s\nremote_port=%d\n",
-                     co_req_remote_addr(req), co_req_scheme(req),
-                     co_req_remote_port(req));
+    int n = snprintf(
+        body, sizeof body, "remote_addr=%s\nscheme=%s\nremote_port=%d\n",
+        co_req_remote_addr(req), co_req_scheme(req), co_req_remote_port(req));
     return co_res_send(res, 200, "text/plain; charset=utf-8", body, (size_t)n);
 }
 
