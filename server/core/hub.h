@@ -31,7 +31,6 @@ struct hub {
     struct stack_pool stacks;
     struct co *free_cos; /* recycled coroutine structs */
     uint64_t next_id;
-    int stopping; /* co_run's main returned: cancel the rest */
 
     /* Offload completions arrive from other threads through done_list. */
     ev_async wake;

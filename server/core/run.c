@@ -11,7 +11,6 @@ static int run_done(struct hub *hub, void *arg)
     struct co *main = arg;
     if (main->state != CORO_DONE)
         return 0;
-    hub->stopping = 1;
     for (struct list *n = hub->all.next; n != &hub->all; n = n->next) {
         struct co *co = list_entry(n, struct co, all_link);
         if (!co->cancelled)

@@ -69,7 +69,8 @@ static co_request_t *conn_begin_request(struct conn *c)
     req->remote_text = NULL;
     req->timed_out = 0;
     req->arena_used = 0;
-    clock_gettime(CLOCK_MONOTONIC, &req->start_ts);
+    if (c->srv->log_buf) /* only the access log reads it */
+        clock_gettime(CLOCK_MONOTONIC, &req->start_ts);
     head__init(req);
     c->req = req;
     c->head_end = 0;

@@ -124,29 +124,29 @@ static int head_name_is(const struct http_header *h, const char *name)
            strncasecmp(h->name, name, h->name_len) == 0;
 }
 
-/* Decodes %XX escapes of the target's path into the arena. NUL, or a bad
- * escape, makes the request malformed. */
+/* Decodes %XX escapes of the target's path into the arena (a copy decoded
+ * in place: decoding only shrinks it). NUL, or a bad escape, makes the
+ * request malformed. */
 static char *head_decode_path(co_request_t *req, const char *raw, size_t len)
 {
-    if (req->arena_used + len + 1 > HTTP_ARENA_SIZE)
+    char *out = request__arena_strdup(req, raw, len);
+    if (!out)
         return NULL;
-    char *out = req->arena + req->arena_used, *o = out;
-    for (size_t i = 0; i < len; i++) {
-        char ch = raw[i];
+    char *o = out;
+    for (const char *p = out; *p; p++) {
+        char ch = *p;
         if (ch == '%') {
-            if (i + 2 >= len || !isxdigit((unsigned char)raw[i + 1]) ||
-                !isxdigit((unsigned char)raw[i + 2]))
+            int hi = request__hex(p[1]), lo = hi < 0 ? -1 : request__hex(p[2]);
+            if (lo < 0)
                 return NULL;
-            char hex[3] = {raw[i + 1], raw[i + 2], 0};
-            ch = (char)strtol(hex, NULL, 16);
-            i += 2;
+            ch = (char)(hi * 16 + lo);
+            p += 2;
         }
         if (ch == '\0')
             return NULL;
         *o++ = ch;
     }
-    *o++ = '\0';
-    req->arena_used += (size_t)(o - out);
+    *o = '\0';
     return out;
 }
 

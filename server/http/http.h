@@ -101,16 +101,15 @@ struct conn;
 
 struct co_response {
     int status;
-    unsigned started : 1;     /* head sent */
-    unsigned chunked : 1;     /* streaming with chunked encoding */
-    unsigned until_close : 1; /* streaming, close-delimited (HTTP/1.0) */
-    unsigned has_length : 1;  /* app set Content-Length */
-    unsigned head_only : 1;   /* HEAD request: no body bytes */
-    unsigned failed : 1;      /* a write failed: close the connection */
-    uint64_t length;          /* the app's Content-Length */
-    uint64_t sent;            /* body bytes sent */
-    size_t hdr_len;           /* app header text in req->arena */
-    char *out;                /* gathered body (a pooled buffer) */
+    unsigned started : 1;    /* head sent */
+    unsigned chunked : 1;    /* streaming with chunked encoding */
+    unsigned has_length : 1; /* app set Content-Length */
+    unsigned head_only : 1;  /* HEAD request: no body bytes */
+    unsigned failed : 1;     /* a write failed: close the connection */
+    uint64_t length;         /* the app's Content-Length */
+    uint64_t sent;           /* body bytes sent */
+    size_t hdr_len;          /* app header text in req->arena */
+    char *out;               /* gathered body (a pooled buffer) */
     size_t out_len;
 };
 
@@ -141,7 +140,6 @@ struct co_request {
     int body_error; /* errno the body reader failed with */
     struct chunk_state chunk;
     /* timing and logging */
-    int64_t start_ms;
     struct timespec start_ts;
     const char *error_reason; /* why the front end refused it */
     const char *remote_text;  /* peer address, formatted on first use */
@@ -262,5 +260,7 @@ const char *forwarded__scheme(const co_request_t *req);
 /* Copies s (len bytes) into the request's arena, NUL-terminated; NULL when
  * the arena is full. */
 char *request__arena_strdup(co_request_t *req, const char *s, size_t len);
+/* The value of a hex digit, or -1. */
+int request__hex(int ch);
 
 #endif

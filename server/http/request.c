@@ -84,8 +84,9 @@ int co_req_header_at(const co_request_t *req, size_t i, const char **name,
     return 0;
 }
 
-static int request_hex(int ch)
+int request__hex(int ch)
 {
+    ch = (unsigned char)ch; /* callers pass plain (maybe signed) chars */
     if (isdigit(ch))
         return ch - '0';
     ch = tolower(ch);
@@ -110,9 +111,9 @@ ssize_t co_req_query_param(const co_request_t *req, const char *name, char *buf,
                 int ch = (unsigned char)*v;
                 if (ch == '+')
                     ch = ' ';
-                else if (ch == '%' && vend - v > 2 && request_hex(v[1]) >= 0 &&
-                         request_hex(v[2]) >= 0) {
-                    ch = request_hex(v[1]) * 16 + request_hex(v[2]);
+                else if (ch == '%' && vend - v > 2 && request__hex(v[1]) >= 0 &&
+                         request__hex(v[2]) >= 0) {
+                    ch = request__hex(v[1]) * 16 + request__hex(v[2]);
                     v += 2;
                 }
                 if (o + 1 >= size) {

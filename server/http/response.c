@@ -172,8 +172,7 @@ static int response_send_head(co_request_t *req, int64_t length,
             res->chunked = 1;
             head_str(&h, "Transfer-Encoding: chunked\r\n");
         } else {
-            res->until_close = 1;
-            req->keep_alive = 0;
+            req->keep_alive = 0; /* HTTP/1.0: the body ends at close */
         }
     }
     if (!req->keep_alive)

@@ -197,7 +197,6 @@ static struct {
     struct ev_loop *loop;
     ev_async *async;
     int pending;
-    volatile sig_atomic_t signo;
 } server_signal;
 
 static void server_on_signal(int signo)
@@ -206,7 +205,6 @@ static void server_on_signal(int signo)
               : signo == SIGUSR1 ? SIG_REOPEN
                                  : SIG_STOP;
     __atomic_fetch_or(&server_signal.pending, bit, __ATOMIC_SEQ_CST);
-    server_signal.signo = signo;
     if (server_signal.async)
         ev_async_send(server_signal.loop, server_signal.async);
 }

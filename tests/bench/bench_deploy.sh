@@ -46,23 +46,9 @@ done
 
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
 
+. "$(dirname "$0")/lib.sh"
 T=$(mktemp -d /tmp/bench_deploy.XXXXXX)
 SPID='' NGPID=''
-
-stop_tree() { # $1 = main pid, $2 = signal: TERM/QUIT it, KILL what is left
-    [ -n "$1" ] || return 0
-    kids=$(pgrep -P "$1")
-    kill -"$2" "$1" 2>/dev/null
-    i=0
-    while kill -0 "$1" 2>/dev/null && [ $i -lt 100 ]; do
-        sleep 0.1
-        i=$((i + 1))
-    done
-    # shellcheck disable=SC2086
-    kill -9 "$1" $kids 2>/dev/null
-    wait "$1" 2>/dev/null
-    return 0
-}
 
 cleanup() {
     stop_tree "$SPID" TERM
@@ -71,21 +57,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_up() { # $1 = url, $2 = pid: until it answers 200
-    i=0
-    while [ $i -lt 100 ]; do
-        kill -0 "$2" 2>/dev/null || return 1
-        [ "$(curl -s -o /dev/null -w '%{http_code}' "$1" 2>/dev/null)" = 200 ] && return 0
-        sleep 0.1
-        i=$((i + 1))
-    done
-    return 1
-}
 
 mkdir -p "$T/apps" "$OUTDIR"
 ln -s "$APPS/hello.so" "$T/apps/hello.so"

@@ -43,24 +43,9 @@ fi
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
 NOFILE=$(ulimit -n)
 
+. "$(dirname "$0")/lib.sh"
 T=$(mktemp -d /tmp/bench_http.XXXXXX)
 SPID='' NGPID='' CLPID=''
-# TERM a server (master + workers), wait up to 10 s, then KILL what is left.
-stop_tree() { # $1 = main pid, $2 = signal
-    [ -n "$1" ] || return 0
-    kids=$(pgrep -P "$1")
-    kill -"$2" "$1" 2>/dev/null
-    i=0
-    while kill -0 "$1" 2>/dev/null && [ $i -lt 100 ]; do
-        sleep 0.1
-        i=$((i + 1))
-    done
-    # shellcheck disable=SC2086
-    kill -9 "$1" $kids 2>/dev/null
-    wait "$1" 2>/dev/null
-    return 0
-}
-
 cleanup() {
     [ -n "$CLPID" ] && kill "$CLPID" 2>/dev/null
     stop_tree "$SPID" TERM
@@ -73,23 +58,6 @@ trap 'exit 130' INT TERM HUP
 mkdir -p "$ROOT/build/bench"
 : >"$T/report"
 say() { printf '%s\n' "$*" | tee -a "$T/report"; }
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# $1 = port, $2 = pid; waits until /hello answers 200.
-wait_up() {
-    i=0
-    while [ $i -lt 100 ]; do
-        kill -0 "$2" 2>/dev/null || return 1
-        c=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/hello" 2>/dev/null)
-        [ "$c" = 200 ] && return 0
-        sleep 0.1
-        i=$((i + 1))
-    done
-    return 1
-}
 
 # The server's processes: the main pid (master, or coserve's only process)
 # and its children (the workers). Threads are counted in /proc/PID/stat.
@@ -140,7 +108,7 @@ start_coserve() { # $1 = port, $2 = stderr file
     # shellcheck disable=SC2086
     taskset -c $SERVER_CPU "$COSERVE" --listen "127.0.0.1:$1" $CS_ARGS 2>>"$2" &
     SPID=$!
-    wait_up "$1" "$SPID" || { echo "bench_http: coserve did not start:" >&2; cat "$2" >&2; exit 1; }
+    wait_up "http://127.0.0.1:$1/hello" "$SPID" || { echo "bench_http: coserve did not start:" >&2; cat "$2" >&2; exit 1; }
 }
 
 stop_coserve() {
@@ -184,7 +152,7 @@ EOF
     taskset -c $SERVER_CPU nginx -e "$T/nginx/error.log" -p "$T/nginx" \
         -c "$T/nginx/nginx.conf" 2>>"$T/nginx.stderr" &
     NGPID=$!
-    wait_up "$1" "$NGPID" || {
+    wait_up "http://127.0.0.1:$1/hello" "$NGPID" || {
         echo "bench_http: nginx did not start:" >&2
         cat "$T/nginx.stderr" "$T/nginx/error.log" >&2 2>/dev/null
         exit 1

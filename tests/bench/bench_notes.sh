@@ -36,6 +36,7 @@ for f in "$COSERVE" "$ROOT/build/apps/notes.so" "$ROOT/build/apps/hello.so" \
 done
 [ "$(nproc)" -ge 2 ] || { echo "bench_notes: needs 2 cores" >&2; exit 1; }
 
+. "$(dirname "$0")/lib.sh"
 T=$(mktemp -d /tmp/bench_notes.XXXXXX)
 SPID= LPID=
 cleanup() {
@@ -53,10 +54,6 @@ trap 'exit 130' INT TERM HUP
 mkdir -p "$T/apps" "$ROOT/build/bench"
 ln -s "$ROOT/build/apps/notes.so" "$ROOT/build/apps/hello.so" \
       "$ROOT/build/test-apps/slowsql.so" "$T/apps/"
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 # $1 = offload threads, $2 = database file. Sets SPID and PORT.
 start_server() {

@@ -280,42 +280,11 @@ static inline void du_untrack(pid_t pid)
             du.procs[i].pid = -1;
 }
 
-/* fork + exec argv with stdout and stderr appended to log_path and env
- * ("NAME=value", NULL-terminated, or NULL) added. The child dies with us. */
+/* h_spawn, appending to log_path, and tracked for the teardown. */
 static inline pid_t du_spawn(const char *const *argv, const char *log_path,
                              const char *const *env, int kind)
 {
-    int logfd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    cr_assert(logfd >= 0, "open %s: %s", log_path, strerror(errno));
-    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    cr_assert(devnull >= 0);
-    pid_t parent = getpid();
-    fflush(NULL);
-    pid_t pid = fork();
-    cr_assert(pid >= 0, "fork: %s", strerror(errno));
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-        dup2(devnull, 0);
-        dup2(logfd, 1);
-        dup2(logfd, 2);
-        for (int fd = 3; fd < 1024; fd++)
-            close(fd);
-        signal(SIGPIPE, SIG_DFL);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        for (int i = 0; env && env[i]; i++)
-            putenv((char *)env[i]);
-        execv(argv[0], (char *const *)argv);
-        static const char msg[] = "deploy_util: exec failed\n";
-        ssize_t w = write(2, msg, sizeof msg - 1);
-        (void)w;
-        _exit(127);
-    }
-    close(logfd);
-    close(devnull);
+    pid_t pid = h_spawn(argv, log_path, 1, env);
     du_track(pid, kind);
     return pid;
 }
@@ -392,38 +361,6 @@ struct du_coserve {
 
 /* Args for du_coserve_start: du_coserve_start(&s, "a", 0, 2, DU_ARGS(...)) */
 #define DU_ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
-
-/* Sanitizer reports and worker deaths in a coserve log: a static message,
- * or NULL when clean. Deaths the test caused are excused with allow_deaths.
- * (A worker recycled by --max-requests is logged as "exited with status 0":
- * not trouble.) */
-static inline const char *du_log_trouble(const char *path, int allow_deaths)
-{
-    static char what[160];
-    char *s = h_read_file(path, NULL);
-    if (!s)
-        return NULL;
-    const char *found = NULL;
-    static const char *bad[] = {"AddressSanitizer", "LeakSanitizer",
-                                "runtime error:"};
-    for (size_t i = 0; i < sizeof bad / sizeof *bad && !found; i++)
-        if (strstr(s, bad[i]))
-            found = bad[i];
-    for (const char *p = s;
-         !found && !allow_deaths && (p = strstr(p, "exited with status "));
-         p++) {
-        if (atoi(p + strlen("exited with status ")) != 0) {
-            const char *eol = strchr(p, '\n');
-            snprintf(what, sizeof what, "%.*s",
-                     (int)(eol ? eol - p : (ptrdiff_t)strlen(p)), p);
-            found = what;
-        }
-    }
-    if (!found && !allow_deaths && strstr(s, "killed by signal"))
-        found = "killed by signal";
-    free(s);
-    return found;
-}
 
 static inline int du_try_connect_tcp_once(const char *ip, int port)
 {
@@ -548,7 +485,7 @@ static inline void du_coserve_wait_stopped(struct du_coserve *s, int timeout_ms,
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
               "coserve exited with status 0x%x; its log:\n%s", status,
               du_tail(s->err, 4000));
-    const char *trouble = du_log_trouble(s->err, allow_deaths);
+    const char *trouble = h_log_problem_in(s->err, allow_deaths);
     cr_assert_null(trouble, "coserve's log has \"%s\":\n%s", trouble,
                    du_tail(s->err, 6000));
 }

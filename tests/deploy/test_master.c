@@ -383,7 +383,7 @@ Test(master, quit_stops_without_waiting_for_requests)
         h_close(c[i]);
     }
     free(c);
-    cr_assert_null(du_log_trouble(s.err, 0), "%s", du_tail(s.err, 3000));
+    cr_assert_null(h_log_problem_in(s.err, 0), "%s", du_tail(s.err, 3000));
 }
 
 /* ---- TTIN / TTOU --------------------------------------------------------- */

@@ -268,25 +268,77 @@ static inline const char *h_stderr_tail(size_t max)
     return tail;
 }
 
-/* The first sign of trouble in the server's log, or NULL: a sanitizer
- * report, a crashed worker, a fatal error. The master exits 0 whatever its
- * workers did, so a worker's failure shows only here. */
-static inline const char *h_log_problem(void)
+/* The first sign of trouble in a coserve log, or NULL: a sanitizer report,
+ * a fatal error, and (unless the test caused them: allow_deaths) a worker
+ * that crashed or exited non-zero. The master's exit status says only
+ * whether workers failed while it stopped, so the rest shows only here. */
+static inline const char *h_log_problem_in(const char *path, int allow_deaths)
 {
     static const char *const bad[] = {"ERROR: AddressSanitizer",
                                       "ERROR: LeakSanitizer",
                                       "runtime error:",
+                                      "fatal:",
                                       "killed by signal",
                                       "exited with status",
-                                      "fatal:",
                                       NULL};
-    char *log = h_stderr();
+    int n = allow_deaths ? 4 : 6;
+    char *log = h_read_file(path, NULL);
     const char *found = NULL;
-    for (int i = 0; bad[i] && !found; i++)
+    for (int i = 0; log && i < n && !found; i++)
         if (strstr(log, bad[i]))
             found = bad[i];
     free(log);
     return found;
+}
+
+static inline const char *h_log_problem(void)
+{
+    return h_log_problem_in(h_srv.err_path, 0);
+}
+
+/* fork + exec argv: stdin from /dev/null, stdout and stderr to log_path
+ * (appended, or truncated first), each "NAME=value" of env (NULL-terminated,
+ * or NULL) added to the environment. The child dies with the test. */
+static inline pid_t h_spawn(const char *const *argv, const char *log_path,
+                            int append, const char *const *env)
+{
+    int logfd = open(
+        log_path,
+        O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), 0644);
+    cr_assert(logfd >= 0, "open %s: %s", log_path, strerror(errno));
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    cr_assert(devnull >= 0);
+    pid_t parent = getpid();
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        /* the child: only async-signal-safe calls until exec */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        dup2(devnull, 0);
+        dup2(logfd, 1);
+        dup2(logfd, 2);
+        /* no inherited descriptor (Criterion's pipes) outlives exec */
+        if (close_range(3, ~0U, 0) < 0)
+            for (int fd = 3; fd < 4096; fd++)
+                close(fd);
+        signal(SIGPIPE, SIG_DFL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        for (int i = 0; env && env[i]; i++)
+            putenv((char *)env[i]);
+        execv(argv[0], (char *const *)argv);
+        static const char msg[] = "harness: exec failed\n";
+        ssize_t w = write(2, msg, sizeof msg - 1);
+        (void)w;
+        _exit(127);
+    }
+    close(logfd);
+    close(devnull);
+    return pid;
 }
 
 /* A port that was free a moment ago (bind 127.0.0.1:0, read, close). */
@@ -356,36 +408,7 @@ static inline int h_start_once(const char *const *extra)
     }
     argv[argc] = NULL;
 
-    int errfd =
-        open(h_srv.err_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    cr_assert(errfd >= 0, "open %s: %s", h_srv.err_path, strerror(errno));
-    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    cr_assert(devnull >= 0);
-    pid_t parent = getpid();
-    fflush(NULL);
-    pid_t pid = fork();
-    cr_assert(pid >= 0, "fork: %s", strerror(errno));
-    if (pid == 0) {
-        /* the child: only async-signal-safe calls until exec */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-        dup2(devnull, 0);
-        dup2(errfd, 1);
-        dup2(errfd, 2);
-        /* no inherited descriptor (Criterion's pipes) outlives exec */
-        if (close_range(3, ~0U, 0) < 0)
-            for (int fd = 3; fd < 4096; fd++)
-                close(fd);
-        signal(SIGPIPE, SIG_DFL);
-        execv(argv[0], (char *const *)argv);
-        static const char msg[] = "harness: exec of the server failed\n";
-        ssize_t w = write(2, msg, sizeof msg - 1);
-        (void)w;
-        _exit(127);
-    }
-    close(errfd);
-    close(devnull);
+    pid_t pid = h_spawn(argv, h_srv.err_path, 0, NULL);
     h_srv.pid = pid;
 
     int64_t end = h_now_ms() + H_START_MS;
