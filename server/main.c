@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "app/app.h"
+#include "core/hook.h"
 #include "core/log.h"
 #include "core/offload.h"
 #include "core/stack.h"
@@ -152,6 +153,9 @@ static void main_usage(FILE *out)
         "  --max-requests-jitter N     plus a random 0..N per worker (0)\n"
         "  --stack-size N              coroutine stack size (256K)\n"
         "  --offload-threads N         blocking-work thread pool (4)\n"
+        "  --no-hooks                  leave blocking libc calls (sleep, read,\n"
+        "                              connect, poll, getaddrinfo...) blocking\n"
+        "                              in apps instead of cooperative\n"
         "  --help                      this text\n");
 }
 
@@ -213,7 +217,8 @@ enum {
     OPT_MODE,
     OPT_FWD,
     OPT_MAXREQ,
-    OPT_JITTER
+    OPT_JITTER,
+    OPT_NOHOOKS
 };
 
 static const struct option main_options[] = {
@@ -240,6 +245,7 @@ static const struct option main_options[] = {
     {"max-connections", required_argument, 0, OPT_CONNS},
     {"stack-size", required_argument, 0, OPT_STACK},
     {"offload-threads", required_argument, 0, OPT_OFFLOAD},
+    {"no-hooks", no_argument, 0, OPT_NOHOOKS},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0},
 };
@@ -276,6 +282,7 @@ int main(int argc, char **argv)
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     unsigned workers = ncpu > 0 ? (unsigned)ncpu : 1;
     int socket_mode = 0660;
+    int hooks = 1;
     while ((opt = getopt_long(argc, argv, "h", main_options, NULL)) != -1) {
         switch (opt) {
         case OPT_LISTEN:
@@ -379,6 +386,9 @@ int main(int argc, char **argv)
             if (main_size(optarg, &v) || co_offload_set_threads((unsigned)v))
                 MAIN_BAD("--offload-threads: want 1..1024, not '%s'", optarg);
             break;
+        case OPT_NOHOOKS:
+            hooks = 0;
+            break;
         case 'h':
             main_usage(stdout);
             return 0;
@@ -391,6 +401,7 @@ int main(int argc, char **argv)
         MAIN_BAD("unexpected argument '%s' (see --help)", argv[optind]);
     if (cfg.max_url > cfg.max_head)
         cfg.max_url = cfg.max_head;
+    hook__enabled = hooks;
 
     if (strcmp(access, "off") == 0) {
         cfg.access_log = NULL;

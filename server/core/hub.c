@@ -7,11 +7,14 @@
 
 #include "core/coro.h"
 #include "core/fiber.h"
+#include "core/hook.h"
 #include "core/log.h"
 #include "core/offload.h"
 #include "core/overflow.h"
 
 __thread struct hub *hub__self;
+__thread struct co *hook__co;
+int hook__enabled;
 
 /* How many coroutines run between two polls of the loop when some are
  * always ready: bounds how long a yield storm can starve I/O. */
@@ -76,10 +79,12 @@ void hub__resume(struct hub *hub, struct co *co)
 {
     co->state = CORO_RUNNING;
     hub->current = co;
+    hook__co = hook__enabled ? co : NULL;
     fiber_start(&hub->asan_fake, co->stack.lo, co->stack.size);
     switch__jump(&hub->ctx, &co->ctx);
     fiber_finish(hub->asan_fake, NULL, NULL);
     hub->current = NULL;
+    hook__co = NULL;
     if (co->state == CORO_DONE)
         coro__finished(co);
 }
