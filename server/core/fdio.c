@@ -3,6 +3,10 @@
  * there), and only on EAGAIN wait for readiness through the coroutine's own
  * ev_io. The watcher is embedded in the coroutine, so a wait allocates
  * nothing, and libev skips the epoll_ctl when the same fd and mask come back.
+ *
+ * These calls are the cooperative API itself, so they call libc directly
+ * (hook__libc), not the hooks: their deadline, not the fd's SO_RCVTIMEO,
+ * bounds the wait.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +15,7 @@
 #include <unistd.h>
 
 #include "core/coro.h"
+#include "core/hook_libc.h"
 
 static void fdio_ready_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -21,7 +26,7 @@ static void fdio_ready_cb(struct ev_loop *loop, ev_io *w, int revents)
     coro__wake(list_entry(w, struct co, io), 0);
 }
 
-static int fdio_wait(struct co *self, int fd, int events, int64_t deadline)
+int fdio__wait(struct co *self, int fd, int events, int64_t deadline)
 {
     if (self->cancelled) {
         errno = ECANCELED;
@@ -36,7 +41,14 @@ static int fdio_wait(struct co *self, int fd, int events, int64_t deadline)
     ev_set_cb(&self->io, fdio_ready_cb);
     ev_io_set(&self->io, fd, mask);
     ev_io_start(self->hub->loop, &self->io);
+    /* On the fd's waiter list, a close() of the fd wakes us with EBADF
+     * (hook__fd_forget); coro__wake unlinks us either way. */
+    struct hook_fd *e = hook__fd_slot(fd);
+    if (e)
+        list_push_back(&e->waiters, &self->wait_link);
     int rc = coro__park(self, deadline, 0);
+    if (list_linked(&self->wait_link))
+        list_remove(&self->wait_link);
     ev_io_stop(self->hub->loop, &self->io);
     return rc;
 }
@@ -48,7 +60,7 @@ int co_wait_fd(int fd, int events, int64_t deadline)
      * here a closed fd must be EBADF, not an assertion inside libev. */
     if (fcntl(fd, F_GETFD) < 0)
         return -1;
-    return fdio_wait(self, fd, events, deadline);
+    return fdio__wait(self, fd, events, deadline);
 }
 
 /* After a system call failed: non-zero to try it again (EINTR, or EAGAIN
@@ -59,14 +71,14 @@ static int fdio_retry(struct co *self, int fd, int events, int64_t deadline)
         return 1;
     if (errno != EAGAIN && errno != EWOULDBLOCK)
         return 0;
-    return fdio_wait(self, fd, events, deadline) == 0;
+    return fdio__wait(self, fd, events, deadline) == 0;
 }
 
 ssize_t co_read(int fd, void *buf, size_t n, int64_t deadline)
 {
     struct co *self = coro__self("co_read");
     ssize_t r;
-    while ((r = read(fd, buf, n)) < 0)
+    while ((r = hook__libc.read(fd, buf, n)) < 0)
         if (!fdio_retry(self, fd, CO_READABLE, deadline))
             return -1;
     return r;
@@ -76,7 +88,7 @@ ssize_t co_readv(int fd, const struct iovec *iov, int iovcnt, int64_t deadline)
 {
     struct co *self = coro__self("co_readv");
     ssize_t r;
-    while ((r = readv(fd, iov, iovcnt)) < 0)
+    while ((r = hook__libc.readv(fd, iov, iovcnt)) < 0)
         if (!fdio_retry(self, fd, CO_READABLE, deadline))
             return -1;
     return r;
@@ -86,7 +98,7 @@ ssize_t co_recv(int fd, void *buf, size_t n, int flags, int64_t deadline)
 {
     struct co *self = coro__self("co_recv");
     ssize_t r;
-    while ((r = recv(fd, buf, n, flags)) < 0)
+    while ((r = hook__libc.recv(fd, buf, n, flags)) < 0)
         if (!fdio_retry(self, fd, CO_READABLE, deadline))
             return -1;
     return r;
@@ -97,7 +109,7 @@ int co_write_all(int fd, const void *buf, size_t n, int64_t deadline)
     struct co *self = coro__self("co_write_all");
     const char *p = buf;
     while (n > 0) {
-        ssize_t w = write(fd, p, n);
+        ssize_t w = hook__libc.write(fd, p, n);
         if (w >= 0) {
             p += w;
             n -= (size_t)w;
@@ -113,7 +125,7 @@ int co_send_all(int fd, const void *buf, size_t n, int flags, int64_t deadline)
     struct co *self = coro__self("co_send_all");
     const char *p = buf;
     while (n > 0) {
-        ssize_t w = send(fd, p, n, flags | MSG_NOSIGNAL);
+        ssize_t w = hook__libc.send(fd, p, n, flags | MSG_NOSIGNAL);
         if (w >= 0) {
             p += w;
             n -= (size_t)w;
@@ -145,7 +157,7 @@ int co_writev_all(int fd, const struct iovec *iov, int iovcnt, int64_t deadline)
             if (wn == 0)
                 return 0;
         }
-        ssize_t w = writev(fd, win + wi, wn - wi);
+        ssize_t w = hook__libc.writev(fd, win + wi, wn - wi);
         if (w < 0) {
             if (!fdio_retry(self, fd, CO_WRITABLE, deadline))
                 return -1;
@@ -165,9 +177,12 @@ int co_accept(int fd, struct sockaddr *addr, socklen_t *len, int64_t deadline)
 {
     struct co *self = coro__self("co_accept");
     for (;;) {
-        int c = accept4(fd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (c >= 0)
+        int c = hook__libc.accept4(fd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (c >= 0) {
+            hook__fd_new(c, HOOK_FD_SOCKET | HOOK_FD_POLLABLE | HOOK_FD_STREAM |
+                                HOOK_FD_NONBLOCK);
             return c;
+        }
         if (errno != ECONNABORTED &&
             !fdio_retry(self, fd, CO_READABLE, deadline))
             return -1;
@@ -178,11 +193,11 @@ int co_connect(int fd, const struct sockaddr *addr, socklen_t len,
                int64_t deadline)
 {
     struct co *self = coro__self("co_connect");
-    if (connect(fd, addr, len) == 0)
+    if (hook__libc.connect(fd, addr, len) == 0)
         return 0;
     if (errno != EINPROGRESS && errno != EINTR)
         return -1;
-    if (fdio_wait(self, fd, CO_WRITABLE, deadline) < 0)
+    if (fdio__wait(self, fd, CO_WRITABLE, deadline) < 0)
         return -1;
     int err = 0;
     socklen_t elen = sizeof err;
