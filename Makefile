@@ -69,12 +69,16 @@ $(BUILD)/test-apps/%.so: $$(wildcard tests/apps/%/*.c tests/apps/%/link.flags) i
 deps:
 	$(Q)sh scripts/deps.sh
 
-# One test binary per tests/DIR/test_NAME.c: build/VARIANT/tests/test_NAME
+# One test binary per tests/DIR/test_NAME.c: build/VARIANT/tests/test_NAME.
+# The whole runtime goes in, hooks included (off unless a test turns them
+# on), as in the server: otherwise which hook objects the linker pulls from
+# the archive would depend on which libc calls a suite happens to make.
 define test_rule
 $(BUILD)/$(1)/tests/%: tests/$(3)/%.c $(BUILD)/$(1)/libcore.a
 	$$(call msg,TEST,$$@)
 	$(Q)mkdir -p $$(@D)
-	$(Q)$$($(2)_CC) $$($(2)_CFLAGS) -MMD -MP $$< $(BUILD)/$(1)/libcore.a \
+	$(Q)$$($(2)_CC) $$($(2)_CFLAGS) -MMD -MP $$< \
+	    -Wl,--whole-archive $(BUILD)/$(1)/libcore.a -Wl,--no-whole-archive \
 	    -lcriterion -ljansson -lsqlite3 $(LIBS) -o $$@
 endef
 
