@@ -20,6 +20,7 @@
 #include "core/log.h"
 
 struct hook_libc hook__libc;
+int hook__any_forced;
 
 /* In the sanitizer build, libc's read is wrapped by AddressSanitizer's
  * interceptor (a weak "read" our hook replaces). Calling the interceptor
@@ -220,6 +221,7 @@ int hook__fd_force(int fd, struct hook_fd *e)
     if (fl < 0 || hook__libc.fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
         return -1;
     e->flags |= HOOK_FD_FORCED;
+    __atomic_store_n(&hook__any_forced, 1, __ATOMIC_RELAXED);
     return 0;
 }
 

@@ -101,8 +101,12 @@ void hook__fd_copy(int from, int to);
 
 /* Whether a call on fd from outside a coroutine must emulate blocking: the
  * hooks made it non-blocking behind its user's back. */
+extern int hook__any_forced; /* set once any fd was forced: saves lookups */
+
 static inline int hook__fd_forced(int fd)
 {
+    if (!__atomic_load_n(&hook__any_forced, __ATOMIC_RELAXED))
+        return 0;
     struct hook_fd *e = hook__fd_peek(fd);
     return e &&
            (e->flags & (HOOK_FD_FORCED | HOOK_FD_NONBLOCK)) == HOOK_FD_FORCED;
