@@ -178,7 +178,10 @@ struct http_server {
     int listen_fd;
     int listen_family;
     ev_io accept_io;
-    int accepting;   /* accept_io is started */
+    int accepting;         /* accept_io is started */
+    ev_timer accept_pause; /* out of fds: accepting resumes when it fires */
+    int64_t accept_logged; /* when an accept error was last logged (ms) */
+    unsigned accept_quiet; /* accept errors since, not logged */
     int draining;    /* shutting down: no new requests */
     unsigned open;   /* connections */
     unsigned active; /* requests being served */

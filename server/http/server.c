@@ -160,6 +160,49 @@ static void server_local_addr(struct http_server *srv)
 
 /* ---- accepting ----------------------------------------------------- */
 
+/* How long accepting pauses when the process or system is out of fds (or
+ * memory): the listener stays readable, so retrying at once would spin at
+ * full CPU and log at every turn, as nginx learned. Closing a connection
+ * also resumes accepting (conn__close), since it frees an fd. */
+#define SERVER_ACCEPT_PAUSE_MS 100
+#define SERVER_ACCEPT_LOG_MS 1000
+
+static void server_accept_resume(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    struct http_server *srv = list_entry(w, struct http_server, accept_pause);
+    if (!srv->accepting && !srv->draining && srv->listen_fd >= 0 &&
+        srv->open < srv->cfg.max_conns) {
+        ev_io_start(loop, &srv->accept_io);
+        srv->accepting = 1;
+    }
+}
+
+/* An accept error other than "nothing to accept": logged at most once a
+ * second with the count of those not logged; out of fds or memory pauses
+ * accepting. */
+static void server_accept_failed(struct http_server *srv, int err)
+{
+    int64_t now = co_now();
+    if (now - srv->accept_logged >= SERVER_ACCEPT_LOG_MS) {
+        if (srv->accept_quiet)
+            log_error("accept: %s (and %u more since the last report)",
+                      strerror(err), srv->accept_quiet);
+        else
+            log_error("accept: %s", strerror(err));
+        srv->accept_logged = now;
+        srv->accept_quiet = 0;
+    } else {
+        srv->accept_quiet++;
+    }
+    if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+        ev_io_stop(srv->hub->loop, &srv->accept_io);
+        srv->accepting = 0;
+        ev_timer_set(&srv->accept_pause, SERVER_ACCEPT_PAUSE_MS / 1000.0, 0.);
+        ev_timer_start(srv->hub->loop, &srv->accept_pause);
+    }
+}
+
 static void server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)revents;
@@ -179,8 +222,8 @@ static void server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
             if (errno != EAGAIN && errno != EWOULDBLOCK)
-                log_error("accept: %s", strerror(errno));
-            return; /* EMFILE and friends: try again next turn */
+                server_accept_failed(srv, errno);
+            return;
         }
         conn__accept(srv, fd, (struct sockaddr *)&peer, len);
     }
@@ -256,6 +299,8 @@ static void *server_main(void *arg)
     if (srv->cfg.on_start)
         srv->cfg.on_start(srv->cfg.hooks_ctx);
     ev_io_init(&srv->accept_io, server_accept_cb, srv->listen_fd, EV_READ);
+    ev_init(&srv->accept_pause, server_accept_resume);
+    srv->accept_logged = co_now() - SERVER_ACCEPT_LOG_MS;
     ev_io_start(loop, &srv->accept_io);
     srv->accepting = 1;
     if (srv->listen_family == AF_UNIX)
@@ -276,6 +321,7 @@ static void *server_main(void *arg)
     srv->draining = 1;
     if (srv->accepting)
         ev_io_stop(loop, &srv->accept_io);
+    ev_timer_stop(loop, &srv->accept_pause);
     srv->accepting = 0;
     close(srv->listen_fd);
     srv->listen_fd = -1;
