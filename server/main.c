@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "core/offload.h"
 #include "core/stack.h"
+#include "core/watchdog.h"
 #include "http/server.h"
 #include "http/static.h"
 #include "master.h"
@@ -153,6 +154,10 @@ static void main_usage(FILE *out)
         "  --max-requests-jitter N     plus a random 0..N per worker (0)\n"
         "  --stack-size N              coroutine stack size (256K)\n"
         "  --offload-threads N         blocking-work thread pool (4)\n"
+        "  --block-threshold T|off     log a backtrace when a handler keeps "
+        "its\n"
+        "                              worker from its loop longer than T "
+        "(100ms)\n"
         "  --no-hooks                  leave blocking libc calls (sleep, read,\n"
         "                              connect, poll, getaddrinfo...) blocking\n"
         "                              in apps instead of cooperative\n"
@@ -218,7 +223,8 @@ enum {
     OPT_FWD,
     OPT_MAXREQ,
     OPT_JITTER,
-    OPT_NOHOOKS
+    OPT_NOHOOKS,
+    OPT_BLOCK
 };
 
 static const struct option main_options[] = {
@@ -246,6 +252,7 @@ static const struct option main_options[] = {
     {"stack-size", required_argument, 0, OPT_STACK},
     {"offload-threads", required_argument, 0, OPT_OFFLOAD},
     {"no-hooks", no_argument, 0, OPT_NOHOOKS},
+    {"block-threshold", required_argument, 0, OPT_BLOCK},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0},
 };
@@ -283,6 +290,7 @@ int main(int argc, char **argv)
     unsigned workers = ncpu > 0 ? (unsigned)ncpu : 1;
     int socket_mode = 0660;
     int hooks = 1;
+    int64_t block_ms = 100;
     while ((opt = getopt_long(argc, argv, "h", main_options, NULL)) != -1) {
         switch (opt) {
         case OPT_LISTEN:
@@ -389,6 +397,14 @@ int main(int argc, char **argv)
         case OPT_NOHOOKS:
             hooks = 0;
             break;
+        case OPT_BLOCK:
+            if (strcmp(optarg, "off") == 0)
+                block_ms = 0;
+            else if (main_time(optarg, &block_ms))
+                MAIN_BAD("--block-threshold: '%s' is not a duration like "
+                         "100ms or 1s, or off",
+                         optarg);
+            break;
         case 'h':
             main_usage(stdout);
             return 0;
@@ -402,6 +418,7 @@ int main(int argc, char **argv)
     if (cfg.max_url > cfg.max_head)
         cfg.max_url = cfg.max_head;
     hook__enabled = hooks;
+    watchdog__set_threshold(block_ms);
 
     if (strcmp(access, "off") == 0) {
         cfg.access_log = NULL;

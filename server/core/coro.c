@@ -40,6 +40,7 @@ static void coro_switch_out(struct co *co)
 {
     int saved_errno = errno;
     struct hub *hub = co->hub;
+    watchdog__beat(&hub->watchdog, 2); /* before the switch: see hub__resume */
     fiber_start(co->state == CORO_DONE ? NULL : &co->asan_fake,
                 hub->asan_bottom, hub->asan_size);
     switch__jump(&co->ctx, &hub->ctx);
@@ -187,6 +188,8 @@ struct co *coro__spawn(struct hub *hub, struct co *parent, co_fn fn, void *arg)
     co->asan_fake = NULL;
     co->id = ++hub->next_id;
     co->name[0] = '\0'; /* "co-ID", formatted only if someone asks */
+    co->describe = NULL;
+    co->describe_arg = NULL;
     ev_init(&co->timer, coro_timer_cb);
     ev_init(&co->io, NULL);
     switch__init(&co->ctx, co->stack.lo, co->stack.size, coro_entry, co);

@@ -11,6 +11,7 @@
 #define COSERVE_CORE_CORO_H
 
 #include <ev.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "coserve.h"
@@ -20,6 +21,12 @@
 #include "core/switch.h"
 
 enum coro_state { CORO_READY, CORO_RUNNING, CORO_WAITING, CORO_DONE };
+
+/* Writes what a coroutine is doing ("app hello: GET /hello") into buf, at
+ * most len - 1 bytes and a NUL; returns the length. Runs in a signal
+ * handler on the coroutine's thread while the coroutine is stopped
+ * (watchdog.c): it may only read memory and copy bytes. */
+typedef size_t (*coro_describe_fn)(void *arg, char *buf, size_t len);
 
 /* coro__park() flags */
 #define CORO_PARK_NOCANCEL 1 /* cancellation does not end this wait */
@@ -50,6 +57,10 @@ struct co {
     void *asan_fake;
     uint64_t id;
     char name[32];
+    /* Set by the layer that runs the coroutine (http: the request it
+     * serves), for the watchdog's reports; NULL otherwise. */
+    coro_describe_fn describe;
+    void *describe_arg;
     struct co *next_free;
 };
 

@@ -56,6 +56,12 @@ struct hub *hub__create(void)
     stack__pool_init(&hub->stacks);
     offload__hub_init(hub);
     hub__self = hub;
+    if (watchdog__hub_init(hub) < 0) {
+        int err = errno;
+        hub__destroy(hub);
+        errno = err;
+        return NULL;
+    }
     return hub;
 }
 
@@ -63,6 +69,7 @@ void hub__destroy(struct hub *hub)
 {
     if (hub->live)
         log__fatal("hub destroyed with %zu coroutines alive", hub->live);
+    watchdog__hub_fini(hub);
     offload__hub_destroy(hub);
     while (hub->free_cos) {
         struct co *co = hub->free_cos;
@@ -80,6 +87,10 @@ void hub__resume(struct hub *hub, struct co *co)
     co->state = CORO_RUNNING;
     hub->current = co;
     hook__co = hook__enabled ? co : NULL;
+    /* The heartbeat moves before the stack does (coro_switch_out does the
+     * same on the way back), so a watchdog signal landing mid-switch sees
+     * a new beat and takes no backtrace of a half-switched stack. */
+    watchdog__beat(&hub->watchdog, 2);
     fiber_start(&hub->asan_fake, co->stack.lo, co->stack.size);
     switch__jump(&hub->ctx, &co->ctx);
     fiber_finish(hub->asan_fake, NULL, NULL);

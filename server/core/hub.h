@@ -18,6 +18,7 @@
 #include "core/list.h"
 #include "core/stack.h"
 #include "core/switch.h"
+#include "core/watchdog.h"
 
 struct co;
 
@@ -41,6 +42,9 @@ struct hub {
     size_t offloads;          /* in flight; while > 0 the loop holds a ref */
     struct list offload_free; /* recycled task records */
 
+    /* The heartbeat the watchdog thread reads, and what it captured. */
+    struct watchdog_hub watchdog;
+
     /* The hub stack's bounds, as AddressSanitizer reports them. */
     const void *asan_bottom;
     size_t asan_size;
@@ -51,8 +55,9 @@ struct hub {
 extern __thread struct hub *hub__self;
 
 /* Makes the calling thread a hub (loop, run queue, alternate signal stack
- * for overflow reports). Returns the hub, or NULL with errno (EBUSY: the
- * thread already has one; ENOMEM). */
+ * for overflow and watchdog reports, registration with the watchdog when
+ * it is on). Returns the hub, or NULL with errno (EBUSY: the thread
+ * already has one; ENOMEM). */
 struct hub *hub__create(void);
 
 /* Frees the hub of the calling thread; no coroutine may be alive. */

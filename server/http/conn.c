@@ -218,6 +218,24 @@ static void conn_route(co_request_t *req)
     req->path_info = req->path + (ml <= strlen(req->path) ? ml : 0);
 }
 
+/* Copies parts one after another into dst (size bytes), cut to fit and
+ * NUL-terminated; returns the length. Plain copies, no formatting: it runs
+ * per request, and in the watchdog's signal handler. */
+static size_t conn_join(char *dst, size_t size, const char *const *parts,
+                        size_t nparts)
+{
+    size_t room = size - 1, n = 0;
+    for (size_t i = 0; i < nparts && n < room; i++) {
+        size_t len = strlen(parts[i]);
+        if (len > room - n)
+            len = room - n;
+        memcpy(dst + n, parts[i], len);
+        n += len;
+    }
+    dst[n] = '\0';
+    return n;
+}
+
 /* Tells the master which request this worker serves, so a crash report
  * can name it. Plain copies into shared memory: no formatting per request. */
 static void conn_status(struct conn *c, co_request_t *req)
@@ -225,17 +243,24 @@ static void conn_status(struct conn *c, co_request_t *req)
     char *slot = c->srv->cfg.status_slot;
     if (!slot)
         return;
-    size_t room = c->srv->cfg.status_slot_size - 1, n = 0;
     const char *parts[] = {req->route->name, " ", req->method, " ",
                            req->target};
-    for (size_t i = 0; i < 5 && n < room; i++) {
-        size_t len = strlen(parts[i]);
-        if (len > room - n)
-            len = room - n;
-        memcpy(slot + n, parts[i], len);
-        n += len;
-    }
-    slot[n] = '\0';
+    conn_join(slot, c->srv->cfg.status_slot_size, parts, 5);
+}
+
+/* Names the request a coroutine serves when the watchdog finds the hub
+ * blocked: "app NAME: METHOD TARGET". Runs in a signal handler while the
+ * request's coroutine is stopped, so the request cannot change under it. */
+static size_t conn_describe(void *arg, char *buf, size_t len)
+{
+    const co_request_t *req = arg;
+    const char *parts[] = {req->route ? "app " : "no app",
+                           req->route ? req->route->name : "",
+                           ": ",
+                           req->method ? req->method : "-",
+                           " ",
+                           req->target ? req->target : "-"};
+    return len ? conn_join(buf, len, parts, 6) : 0;
 }
 
 /* A handler returned -1 before responding. A broken body is the client's
@@ -282,6 +307,8 @@ static int conn_run_request(struct conn *c, co_request_t *req)
     struct co *self = c->co;
     req->res.head_only = strcmp(req->method, "HEAD") == 0;
     conn_route(req);
+    self->describe = conn_describe;
+    self->describe_arg = req;
     srv->active++;
     if (!req->route) {
         response__error(req, 404, "no app or file for this path");
@@ -313,6 +340,7 @@ static int conn_run_request(struct conn *c, co_request_t *req)
     if (again && body__drain(req) < 0)
         again = 0;
     accesslog__request(req);
+    self->describe = NULL;
     srv->active--;
     if (++srv->served == srv->max_served && srv->stop_event) {
         log_info("served %llu requests (--max-requests): recycling",
