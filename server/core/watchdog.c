@@ -84,27 +84,13 @@ static size_t watchdog_put(char *buf, size_t len, size_t n, const char *s)
     return n;
 }
 
-/* What the hub is running, from the signal handler: the coroutine's own
- * description (the http layer names the app and request), else its name. */
-static void watchdog_describe(struct co *co, char *buf, size_t len)
+/* Appends "coroutine NAME" (or "coroutine co-ID") without printf. */
+static size_t watchdog_put_co(char *buf, size_t len, size_t n,
+                              const struct co *co)
 {
-    buf[0] = '\0';
-    if (!co) {
-        watchdog_put(buf, len, 0, "the hub itself (no coroutine running)");
-        return;
-    }
-    if (co->describe) {
-        char raw[WATCHDOG_WHAT];
-        size_t n = co->describe(co->describe_arg, raw, sizeof raw);
-        raw[n < sizeof raw ? n : sizeof raw - 1] = '\0';
-        watchdog_put(buf, len, 0, raw);
-        return;
-    }
-    size_t n = watchdog_put(buf, len, 0, "coroutine ");
-    if (co->name[0]) {
-        watchdog_put(buf, len, n, co->name);
-        return;
-    }
+    n = watchdog_put(buf, len, n, "coroutine ");
+    if (co->name[0])
+        return watchdog_put(buf, len, n, co->name);
     char id[24];
     size_t i = sizeof id;
     uint64_t v = co->id;
@@ -113,7 +99,33 @@ static void watchdog_describe(struct co *co, char *buf, size_t len)
         id[--i] = (char)('0' + v % 10);
     while ((v /= 10) && i > 0);
     n = watchdog_put(buf, len, n, "co-");
-    watchdog_put(buf, len, n, id + i);
+    return watchdog_put(buf, len, n, id + i);
+}
+
+/* What the hub is running, from the signal handler: the coroutine's own
+ * description (the http layer names the app and request) or, for a child
+ * it spawned, the child and then its nearest described ancestor's. */
+static void watchdog_describe(const struct co *co, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (!co) {
+        watchdog_put(buf, len, 0, "the hub itself (no coroutine running)");
+        return;
+    }
+    const struct co *owner = co;
+    for (int depth = 0; owner && !owner->describe && depth < 16; depth++)
+        owner = owner->parent;
+    size_t n = 0;
+    if (owner != co) {
+        n = watchdog_put_co(buf, len, 0, co);
+        if (!owner || !owner->describe)
+            return;
+        n = watchdog_put(buf, len, n, ", child of ");
+    }
+    char raw[WATCHDOG_WHAT];
+    size_t got = owner->describe(owner->describe_arg, raw, sizeof raw);
+    raw[got < sizeof raw ? got : sizeof raw - 1] = '\0';
+    watchdog_put(buf, len, n, raw);
 }
 
 /* The interrupted instruction, to find where the blocked code starts in

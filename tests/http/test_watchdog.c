@@ -159,6 +159,23 @@ Test(watchdog, a_blocking_system_call_is_reported_too)
     h_stop();
 }
 
+Test(watchdog, a_child_coroutine_is_named_with_its_request)
+{
+    start_spin(NULL);
+    get("/spin/child?ms=800");
+    cr_assert(h_wait_stderr("hub unblocked after", H_GUARD_MS),
+              "no end of the episode logged; stderr:\n%s", h_stderr_tail(4000));
+    char *w = warning_for("GET /spin/child?ms=800");
+    cr_assert_not_null(w, "no warning for the child; stderr:\n%s",
+                       h_stderr_tail(4000));
+    cr_assert_not_null(strstr(w, ", child of app spin: GET /spin/child?ms=800"),
+                       "the warning does not name the child's request:\n%s", w);
+    cr_assert_not_null(strstr(w, "spin_busy_loop+"), "%s", w);
+    cr_assert_not_null(strstr(w, "spin_child+"), "%s", w);
+    free(w);
+    h_stop();
+}
+
 Test(watchdog, quick_handlers_and_an_idle_hub_log_nothing)
 {
     start_spin(H_ARGS("--block-threshold", "300ms"));

@@ -5,12 +5,14 @@
  *   /spin/block?ms=N   sleeps N ms in a raw nanosleep system call
  *                      (spin_blocking_syscall): syscall(2) is no libc
  *                      wrapper the hooks could make cooperative
+ *   /spin/child?ms=N   spins in a child coroutine it spawns and joins
  *   /spin/quick        answers at once
  *
  * The blocking functions are noinline so the watchdog's backtrace shows
  * them by name, above spin_handler.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +53,15 @@ static __attribute__((noinline)) long spin_blocking_syscall(long ms)
     return rc;
 }
 
+/* Not a tail call (the empty asm comes after), so the backtrace shows
+ * spin_child between the loop and the coroutine's entry. */
+static void *spin_child(void *arg)
+{
+    unsigned long n = spin_busy_loop((long)(intptr_t)arg);
+    __asm__ volatile("" ::: "memory");
+    return (void *)(uintptr_t)n;
+}
+
 static int spin_handler(co_request_t *req, co_response_t *res)
 {
     const char *what = co_req_path_info(req);
@@ -66,7 +77,14 @@ static int spin_handler(co_request_t *req, co_response_t *res)
     else if (strcmp(what, "/block") == 0)
         n = snprintf(body, sizeof body, "slept %ld\n",
                      spin_blocking_syscall(ms));
-    else if (strcmp(what, "/quick") == 0)
+    else if (strcmp(what, "/child") == 0) {
+        co_t *child = co_spawn(spin_child, (void *)(intptr_t)ms);
+        void *spun = NULL;
+        if (!child || co_join(child, &spun, -1) < 0)
+            return -1;
+        n = snprintf(body, sizeof body, "child spun %lu\n",
+                     (unsigned long)spun);
+    } else if (strcmp(what, "/quick") == 0)
         n = snprintf(body, sizeof body, "quick\n");
     else
         return co_res_send(res, 404, "text/plain", "no such spin\n", 13);
