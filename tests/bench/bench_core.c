@@ -11,8 +11,15 @@
  *                                                          target <= 2x
  *   4. resident memory per coroutine, 100,000 of them parked in co_sleep()
  *      (anchor: 1,000 threads parked on a condvar).        target <= 12 KiB
+ *   5. the price of the hooks: a 1-byte ping-pong between two coroutines of
+ *      one hub over a socketpair, both sides calling plain recv()/send() on
+ *      BLOCKING fds (the hooks park them), vs both sides calling
+ *      co_recv()/co_send_all() on non-blocking fds.       target <= 1.2x
  *
- * Each time figure is the best of REPEAT runs. Threads are not pinned.
+ * Each time figure is the best of REPEAT runs (the two sides of a row
+ * alternate). Threads are not pinned. Hooks are on (hook__enabled = 1), as
+ * in the server: this binary links libcore.a, so its own recv/send/
+ * socketpair calls bind to the hooks (hook_io.c, hook.c), not to libc's.
  * Usage: bench-core [scale]  (scale multiplies the iteration counts; 1.0
  * by default, e.g. 0.1 for a quick look).
  */
@@ -22,11 +29,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
 
+#include "core/hook.h"
 #include "coserve.h"
 
 #define REPEAT 5
@@ -294,9 +306,112 @@ static double anchor_thread_memory(void)
              : 0;
 }
 
+/* ---- 5. hooked recv vs co_recv round trip ---------------------------- */
+
+/* One side of the ping-pong: fds[0] for the timed side (bench_main's
+ * coroutine), fds[1] for the echoing peer. hooked: plain recv()/send() on
+ * blocking fds; else co_recv()/co_send_all() on non-blocking ones. */
+static struct {
+    int fds[2];
+    int hooked;
+    long echoes; /* bytes the peer echoed: proves each recv parked */
+} rt;
+
+/* The hooked run must not block the hub: if recv() were libc's, the first
+ * one would sleep in the kernel forever, with the peer never run. */
+static void rt_stalled(int sig)
+{
+    (void)sig;
+    static const char msg[] =
+        "bench-core: hooked recv() blocked the hub: hooks not in effect\n";
+    /* not write(): that is a hook, and this runs on a coroutine's stack */
+    syscall(SYS_write, 2, msg, sizeof msg - 1);
+    _exit(1);
+}
+
+static ssize_t rt_recv(int fd, char *c)
+{
+    return rt.hooked ? recv(fd, c, 1, 0) : co_recv(fd, c, 1, 0, -1);
+}
+
+static int rt_send(int fd, const char *c)
+{
+    return rt.hooked ? (send(fd, c, 1, 0) == 1 ? 0 : -1)
+                     : co_send_all(fd, c, 1, 0, -1);
+}
+
+static void *rt_peer(void *arg)
+{
+    (void)arg;
+    char c;
+    ssize_t r;
+    while ((r = rt_recv(rt.fds[1], &c)) == 1) {
+        rt.echoes++;
+        if (rt_send(rt.fds[1], &c) != 0)
+            die("ping-pong: peer send");
+    }
+    if (r < 0)
+        die("ping-pong: peer recv");
+    return NULL; /* 0: the timed side closed its end */
+}
+
+/* ns per round trip (send one byte, recv the echo) over n round trips. */
+static double ping_pong(int hooked, long n)
+{
+    rt.hooked = hooked;
+    rt.echoes = 0;
+    if (socketpair(AF_UNIX, SOCK_STREAM | (hooked ? 0 : SOCK_NONBLOCK), 0,
+                   rt.fds) < 0)
+        die("socketpair");
+    if (hooked) {
+        /* Really blocking, in the kernel and as the fd's user sees it:
+         * sockets get MSG_DONTWAIT per call, their file stays blocking. */
+        for (int i = 0; i < 2; i++)
+            if ((syscall(SYS_fcntl, rt.fds[i], F_GETFL) & O_NONBLOCK) ||
+                (fcntl(rt.fds[i], F_GETFL) & O_NONBLOCK)) {
+                fprintf(stderr, "bench-core: ping-pong fd not blocking\n");
+                exit(1);
+            }
+        if (!hook__co) {
+            fprintf(stderr, "bench-core: hooks off in the bench coroutine\n");
+            exit(1);
+        }
+        signal(SIGALRM, rt_stalled);
+        alarm(60);
+    }
+    co_t *peer = co_spawn(rt_peer, NULL);
+    if (!peer)
+        die("co_spawn");
+    int fd = rt.fds[0];
+    char c = 'x';
+    double t0 = 0;
+    for (long i = -1000; i < n; i++) { /* 1000 warm-up round trips */
+        if (i == 0)
+            t0 = now_ns();
+        long before = rt.echoes;
+        if (rt_send(fd, &c) != 0 || rt_recv(fd, &c) != 1)
+            die("ping-pong");
+        /* The echo came from the peer, which could only run while this
+         * recv was parked in the hub. */
+        if (rt.echoes != before + 1) {
+            fprintf(stderr, "bench-core: ping-pong recv did not park\n");
+            exit(1);
+        }
+    }
+    double dt = now_ns() - t0;
+    close(fd); /* the peer reads end of file and returns */
+    if (co_join(peer, NULL, -1) != 0)
+        die("co_join");
+    close(rt.fds[1]);
+    if (hooked)
+        alarm(0);
+    return dt / (double)n;
+}
+
 /* ---- the run ------------------------------------------------------- */
 
 static long n_switch, n_swapctx, n_spawn, n_pthread, n_offload, n_condvar;
+static long n_rt;
 
 struct figures {
     double yield_ns, swapctx_ns;
@@ -304,6 +419,7 @@ struct figures {
     double offload_ns, condvar_ns;
     struct mem_result mem;
     double thread_kib;
+    double hooked_ns[REPEAT], corecv_ns[REPEAT];
 };
 
 static double best(double a, double b)
@@ -331,7 +447,24 @@ static void *bench_main(void *arg)
     }
     f->thread_kib = anchor_thread_memory();
     coserve_memory(&f->mem);
+    for (int r = 0; r < REPEAT; r++) {
+        f->corecv_ns[r] = ping_pong(0, n_rt);
+        f->hooked_ns[r] = ping_pong(1, n_rt);
+    }
     return NULL;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Sorts v in place; returns its median. */
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 static const char *verdict(int ok)
@@ -354,6 +487,7 @@ int main(int argc, char **argv)
     n_pthread = iters(10000);
     n_offload = iters(30000);
     n_condvar = iters(30000);
+    n_rt = iters(100000);
 
     struct utsname u;
     uname(&u);
@@ -366,6 +500,7 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     struct figures f;
+    hook__enabled = 1; /* as the server runs (no --no-hooks) */
     if (co_run(bench_main, &f, NULL) != 0)
         die("co_run");
 
@@ -406,10 +541,26 @@ int main(int argc, char **argv)
     printf("%-27s %-18s %-27s %-14s %-13s %s\n", "4 resident per coroutine", a,
            b, c, "<= 12 KiB", verdict(mem_full && f.mem.kib_per <= 12.0));
 
+    double med_hooked = median(f.hooked_ns, REPEAT);
+    double med_corecv = median(f.corecv_ns, REPEAT);
+    double best_hooked = f.hooked_ns[0], best_corecv = f.corecv_ns[0];
+    double r_hooks = best_hooked / best_corecv;
+    snprintf(a, sizeof a, "%.0f ns", best_hooked);
+    snprintf(b, sizeof b, "%.0f ns co_recv", best_corecv);
+    snprintf(c, sizeof c, "%.3fx", r_hooks);
+    printf("%-27s %-18s %-27s %-14s %-13s %s\n", "5 hooked recv round trip", a,
+           b, c, "<= 1.2x", verdict(r_hooks <= 1.2));
+
     printf(
         "\niterations: co_yield %ld, swapcontext %ld, spawn %ld, pthread %ld, "
-        "offload %ld, condvar %ld\n",
-        n_switch, n_swapctx, n_spawn, n_pthread, n_offload, n_condvar);
+        "offload %ld, condvar %ld, ping-pong %ld\n",
+        n_switch, n_swapctx, n_spawn, n_pthread, n_offload, n_condvar, n_rt);
+    printf("ping-pong: 1 byte each way between two coroutines of one hub over "
+           "an AF_UNIX socketpair;\n"
+           "  hooked = recv()/send() on blocking fds, every recv parked "
+           "(checked); co_recv = co_recv()/co_send_all() on O_NONBLOCK fds\n"
+           "  median of %d: hooked %.0f ns, co_recv %.0f ns, ratio %.3fx\n",
+           REPEAT, med_hooked, med_corecv, med_hooked / med_corecv);
     printf("memory: %zu coroutines parked in co_sleep (of %d), %d threads "
            "parked on a condvar\n",
            f.mem.spawned, MEM_COROS, MEM_THREADS);
