@@ -439,6 +439,7 @@ int main(int argc, char **argv)
 
     char err[512];
     int fd = main_socket_activation();
+    int activated = fd >= 0;
     if (fd < 0) {
         fd = http__listen(listen_spec, err, sizeof err);
         if (fd < 0)
@@ -459,9 +460,10 @@ int main(int argc, char **argv)
     struct master_config mcfg = {.workers = workers,
                                  .graceful_ms = cfg.grace_ms,
                                  .worker_main = main_worker,
-                                 .ctx = &wctx};
-    int rc = master__run(&mcfg);
-    close(fd);
+                                 .ctx = &wctx,
+                                 .listen_fd = fd,
+                                 .listen_activated = activated};
+    int rc = master__run(&mcfg); /* it closes fd */
     if (strncmp(listen_spec, "unix:", 5) == 0 && fd >= 0)
         unlink(listen_spec + 5);
     if (main_have_www)

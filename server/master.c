@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,9 +19,11 @@
 #include "core/log.h"
 
 #define MASTER_MAX_WORKERS 256
-/* A worker that dies younger than this counts as crashing: the next one
- * waits 100 ms, doubling up to MASTER_BACKOFF_MAX. */
-#define MASTER_YOUNG_MS 2000
+/* A worker that dies before it is ready (its apps' init failed, say)
+ * cannot start: the next start in its slot waits 100 ms, doubling up to
+ * MASTER_BACKOFF_MAX. One that crashes while serving is replaced at once,
+ * as gunicorn and nginx do: a client that can crash workers must not be
+ * able to keep every slot empty. */
 #define MASTER_BACKOFF_MAX 10000
 /* A reload gives up on new workers that are not ready in this time. */
 #define MASTER_READY_MS 30000
@@ -34,6 +37,9 @@ struct worker {
     int ready_fd; /* read end of the worker's ready pipe */
     int64_t started_ms;
     int64_t kill_at; /* SIGKILL if still alive then (-1: none) */
+    /* kept while the slot is free: */
+    int64_t respawn_at;   /* start a worker in this slot then (-1: none) */
+    unsigned start_fails; /* deaths before ready, in a row */
 };
 
 static struct {
@@ -45,9 +51,8 @@ static struct {
     int stopping; /* 0, or the signal that asked */
     int sigfd;
     sigset_t mask, old_mask;
-    unsigned crashes;   /* young deaths in a row */
-    int64_t respawn_at; /* -1: no respawn pending */
-    int failed;         /* a worker failed during the stop */
+    int failed;    /* a worker failed during the stop */
+    int listen_fd; /* -1 once closed at a stop */
     pid_t pid;
 } m;
 
@@ -99,11 +104,16 @@ static void master_child(int index, int ready_wr)
     exit(m.cfg->worker_main(m.cfg->ctx, ready_wr, slot));
 }
 
-static void master_spawn(void)
+/* Starts a worker in slot i, or in the first free slot with no restart
+ * pending if i is -1. */
+static void master_spawn_in(int i)
 {
-    int i = 0;
-    while (i < MASTER_MAX_WORKERS && m.w[i].state != W_FREE)
-        i++;
+    if (i < 0) {
+        i = 0;
+        while (i < MASTER_MAX_WORKERS &&
+               (m.w[i].state != W_FREE || m.w[i].respawn_at >= 0))
+            i++;
+    }
     if (i == MASTER_MAX_WORKERS) {
         log_error("master: no room for another worker");
         return;
@@ -130,9 +140,16 @@ static void master_spawn(void)
                              .generation = m.generation,
                              .ready_fd = p[0],
                              .started_ms = master_now(),
-                             .kill_at = -1};
+                             .kill_at = -1,
+                             .respawn_at = -1,
+                             .start_fails = m.w[i].start_fails};
     log_info("master: worker %d started (generation %u)", (int)pid,
              m.generation);
+}
+
+static void master_spawn(void)
+{
+    master_spawn_in(-1);
 }
 
 static void master_signal(struct worker *w, int sig, int64_t grace_ms)
@@ -163,7 +180,11 @@ static void master_reaped(int i, int status)
 {
     struct worker *w = &m.w[i];
     char *slot = m.slots + (size_t)i * MASTER_SLOT_SIZE;
-    int64_t lived = master_now() - w->started_ms;
+    /* A worker may serve (and die) before this loop read its ready byte:
+     * its pipe, closed by its death, still holds the byte then. */
+    char b;
+    int never_ready = w->state == W_STARTING &&
+                      !(w->ready_fd >= 0 && read(w->ready_fd, &b, 1) == 1);
     int expected = w->state == W_STOPPING || m.stopping;
     if (WIFSIGNALED(status))
         log_error("master: worker %d killed by signal %d (%s)%s%s%s",
@@ -190,18 +211,61 @@ static void master_reaped(int i, int status)
     slot[0] = '\0';
     if (m.stopping || gen != m.generation)
         return;
-    /* A worker that recycled itself (--max-requests) exits 0: replace it at
-     * once. One that crashed young makes the next wait. */
-    if (!clean && !expected && lived < MASTER_YOUNG_MS) {
-        unsigned delay = 100u << (m.crashes < 7 ? m.crashes : 7);
+    /* Recycled (--max-requests, exit 0) or crashed while serving: a new
+     * worker at once. Failed to start: this slot waits, longer each time. */
+    if (!clean && !expected && never_ready) {
+        unsigned n = w->start_fails < 7 ? w->start_fails : 7;
+        unsigned delay = 100u << n;
         if (delay > MASTER_BACKOFF_MAX)
             delay = MASTER_BACKOFF_MAX;
-        m.crashes++;
-        m.respawn_at = master_now() + delay;
-        log_warn("master: workers keep dying; next start in %u ms", delay);
+        w->start_fails++;
+        w->respawn_at = master_now() + delay;
+        log_warn("master: a worker failed to start (%u in a row); next try "
+                 "in %u ms",
+                 w->start_fails, delay);
     } else {
-        m.crashes = 0;
-        m.respawn_at = master_now();
+        w->respawn_at = master_now();
+    }
+}
+
+/* Starts the workers whose slots' restart time has come, up to target. */
+static void master_respawn_due(int64_t now)
+{
+    for (int i = 0; i < MASTER_MAX_WORKERS; i++) {
+        struct worker *w = &m.w[i];
+        if (w->respawn_at < 0 || now < w->respawn_at)
+            continue;
+        w->respawn_at = -1;
+        if (w->state == W_FREE && !m.stopping &&
+            master_count(m.generation, 1) < m.target)
+            master_spawn_in(i);
+    }
+}
+
+/* Stops new connections at once at a stop: the master's copy of the
+ * listening socket is the one that outlives the workers, and while it is
+ * open the kernel completes handshakes nobody will serve (clients would
+ * wait out the grace period, then be reset). The workers close theirs
+ * when they begin to drain. A socket from systemd stays open in systemd;
+ * then the master accepts and resets what arrives, so clients fail over
+ * at once. */
+static void master_close_listener(void)
+{
+    if (m.listen_fd < 0 || m.cfg->listen_activated)
+        return;
+    close(m.listen_fd);
+    m.listen_fd = -1;
+}
+
+static void master_refuse(void)
+{
+    for (;;) {
+        int fd = accept4(m.listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            return;
+        struct linger reset = {.l_onoff = 1, .l_linger = 0};
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+        close(fd);
     }
 }
 
@@ -232,6 +296,7 @@ static void master_on_signal(int sig)
         m.stopping = sig;
         log_info("master: %s stop on signal %d", fast ? "fast" : "graceful",
                  sig);
+        master_close_listener();
         for (int i = 0; i < MASTER_MAX_WORKERS; i++)
             master_signal(&m.w[i], fast ? SIGQUIT : SIGTERM,
                           fast ? 2000 : m.cfg->graceful_ms + 5000);
@@ -285,7 +350,9 @@ int master__run(const struct master_config *cfg)
     if (m.target > MASTER_MAX_WORKERS)
         m.target = MASTER_MAX_WORKERS;
     m.generation = 1;
-    m.respawn_at = -1;
+    m.listen_fd = cfg->listen_fd;
+    for (int i = 0; i < MASTER_MAX_WORKERS; i++)
+        m.w[i].respawn_at = -1;
     m.slots = mmap(NULL, (size_t)MASTER_MAX_WORKERS * MASTER_SLOT_SIZE,
                    PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (m.slots == MAP_FAILED) {
@@ -309,23 +376,23 @@ int master__run(const struct master_config *cfg)
 
     for (;;) {
         int64_t now = master_now();
-        if (m.respawn_at >= 0 && now >= m.respawn_at && !m.stopping) {
-            m.respawn_at = -1;
-            while (master_count(m.generation, 1) < m.target) {
-                unsigned before = master_count(m.generation, 1);
-                master_spawn();
-                if (master_count(m.generation, 1) == before)
-                    break;
-            }
-        }
+        master_respawn_due(now);
         int live = 0;
-        int64_t wake = m.respawn_at;
-        struct pollfd pfd[MASTER_MAX_WORKERS + 1];
-        int idx[MASTER_MAX_WORKERS + 1];
+        int64_t wake = -1;
+        struct pollfd pfd[MASTER_MAX_WORKERS + 2];
+        int idx[MASTER_MAX_WORKERS + 2];
         int n = 0;
         pfd[n++] = (struct pollfd){.fd = m.sigfd, .events = POLLIN};
+        int refusing = m.stopping && m.listen_fd >= 0;
+        if (refusing) {
+            idx[n] = -1;
+            pfd[n++] = (struct pollfd){.fd = m.listen_fd, .events = POLLIN};
+        }
         for (int i = 0; i < MASTER_MAX_WORKERS; i++) {
             struct worker *w = &m.w[i];
+            if (w->respawn_at >= 0 && !m.stopping &&
+                (wake < 0 || w->respawn_at < wake))
+                wake = w->respawn_at;
             if (w->state == W_FREE)
                 continue;
             live++;
@@ -363,10 +430,15 @@ int master__run(const struct master_config *cfg)
         for (int k = 1; k < n; k++) {
             if (!pfd[k].revents)
                 continue;
+            if (idx[k] < 0) {
+                master_refuse();
+                continue;
+            }
             struct worker *w = &m.w[idx[k]];
             char b;
             if (read(w->ready_fd, &b, 1) == 1 && w->state == W_STARTING) {
                 w->state = W_READY;
+                w->start_fails = 0;
                 if (w->generation == m.generation)
                     master_finish_reload();
             }
@@ -377,6 +449,8 @@ int master__run(const struct master_config *cfg)
     log_info("master %d: all workers stopped%s", (int)m.pid,
              m.failed ? " (some failed)" : "");
     close(m.sigfd);
+    if (m.listen_fd >= 0 && !m.cfg->listen_activated)
+        close(m.listen_fd);
     sigprocmask(SIG_SETMASK, &m.old_mask, NULL);
     return m.failed ? 1 : 0;
 }

@@ -12,7 +12,7 @@
  * stop, HUP zero-downtime reload (new workers first, then the old ones
  * drain), USR1 reopen log files, TTIN/TTOU one worker more/less. A worker
  * that dies is logged (signal, and the request it was serving) and
- * replaced, with a growing delay when it keeps dying young.
+ * replaced at once; one that cannot start waits longer each time.
  */
 #ifndef COSERVE_MASTER_H
 #define COSERVE_MASTER_H
@@ -30,6 +30,11 @@ struct master_config {
      * bytes of shared memory) naming the request in progress. */
     int (*worker_main)(void *ctx, int ready_fd, char *slot);
     void *ctx;
+    /* The listening socket the workers share: the master closes it when a
+     * stop begins (and before it returns), unless it came from systemd
+     * (listen_activated), which keeps it open for the next start. */
+    int listen_fd;
+    int listen_activated;
 };
 
 /* Runs the master until it is told to stop and every worker has exited.
