@@ -11,7 +11,6 @@
  * the disk, and a crash at any point leaves the last committed state.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,10 +30,6 @@ struct db_thread {
 };
 
 static __thread struct db_thread *db_self;
-
-/* In-process writers wait here rather than in SQLite's busy handler, which
- * polls with sleeps: the mutex hands the write lock over at once. */
-static pthread_mutex_t db_write_lock = PTHREAD_MUTEX_INITIALIZER;
 
 int db_has_fts;
 
@@ -193,20 +188,16 @@ static const char db_sql_begin[] = "BEGIN IMMEDIATE";
 static const char db_sql_commit[] = "COMMIT";
 static const char db_sql_rollback[] = "ROLLBACK";
 
+/* No lock of ours is taken here: store.c lets one write at a time onto the
+ * pool (its write slot), so the only wait is SQLite's busy handler, for a
+ * writer in another process, and it holds just this one offload thread. */
 int db_write_begin(void)
 {
     if (!db_self) {
         errno = EIO;
         return -1;
     }
-    pthread_mutex_lock(&db_write_lock);
-    if (db_step_once(db_sql_begin, "BEGIN IMMEDIATE") < 0) {
-        int err = errno;
-        pthread_mutex_unlock(&db_write_lock);
-        errno = err;
-        return -1;
-    }
-    return 0;
+    return db_step_once(db_sql_begin, "BEGIN IMMEDIATE");
 }
 
 int db_write_end(int commit)
@@ -222,7 +213,6 @@ int db_write_end(int commit)
         rc = -1;
         err = errno;
     }
-    pthread_mutex_unlock(&db_write_lock);
     errno = err;
     return rc;
 }

@@ -59,10 +59,11 @@ sqlite3_stmt *db_stmt(const char *sql);
 /* The calling thread's connection (NULL if it failed to open). */
 sqlite3 *db_conn(void);
 
-/* Write transactions: BEGIN IMMEDIATE ... COMMIT. Writers of this process
- * queue on a mutex first (the busy timeout covers other processes).
- * db_write_end(1) commits, db_write_end(0) rolls back; both release the
- * mutex. Each returns 0, or -1 with errno. */
+/* Write transactions: BEGIN IMMEDIATE ... COMMIT. The caller makes sure
+ * this process runs one at a time (store.c's write slot); a writer in
+ * another process is waited for up to the busy timeout, then EBUSY.
+ * db_write_end(1) commits, db_write_end(0) rolls back. Each returns 0, or
+ * -1 with errno. */
 int db_write_begin(void);
 int db_write_end(int commit);
 
@@ -81,10 +82,12 @@ int store_open(void);
  * workers with _exit, so the connections are never closed). */
 void store_close(void);
 
-/* Each operation offloads its SQL and waits at most a few seconds. *out
- * gets a new JSON value the caller json_decref()s. Returns 0, or -1 with
- * errno: ENOENT (no such note), EBUSY (database locked past the busy
- * timeout), ETIMEDOUT, ECANCELED, ENOMEM, EIO. */
+/* Each operation offloads its SQL and waits at most a few seconds. Reads
+ * never wait behind writes: writes take turns for one offload thread, on
+ * the hub (see store.c). *out gets a new JSON value the caller
+ * json_decref()s. Returns 0, or -1 with errno: ENOENT (no such note), EBUSY
+ * (database locked past the busy timeout), ETIMEDOUT (a write: not started,
+ * so not applied), ECANCELED, ENOMEM, EIO. */
 
 /* A page of notes, newest first, older than note `before` (INT64_MAX for
  * the first page): {"notes": [...], "next_cursor": "ID" or null}. */

@@ -7,6 +7,24 @@
  * not the coroutine's stack, because the wait can end first (the deadline,
  * or a cancel when the server stops): the job then finishes on its thread
  * and co_offload's abandon callback frees it and its result on the hub.
+ *
+ * Writes take turns for one offload thread (the write slot), reads use
+ * the rest. SQLite allows one writer per database, and a write can wait up
+ * to the busy timeout (5 s) for one in another process: if every write went
+ * straight to the pool, they would fill every thread, each waiting on the
+ * writer ahead (issue 9: with the database write-locked from outside, 200
+ * POSTs held all the threads and every GET behind them timed out with 503,
+ * although WAL lets readers in at any time). So a write first takes the
+ * slot, a semaphore of one permit on the hub: waiting writers are parked
+ * coroutines, not threads, and in WAL mode nothing a read does waits on a
+ * writer. (A dedicated writer thread would cost a thread and a hand-off per
+ * write; this keeps one connection per pool thread.) With one offload
+ * thread, reads and the write share it.
+ *
+ * A write answers exactly what happened to it: the slot wait has the
+ * request's deadline (ETIMEDOUT: never started, nothing applied), and a
+ * write in the pool is waited for to its end, which the busy timeout
+ * bounds, so no 503 is ever sent for a write that then commits.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -17,9 +35,14 @@
 
 #include "notes.h"
 
-/* How long a request waits for its SQL: the busy timeout (5 s) plus the
- * writers queued ahead of it. */
+/* How long a read waits for its SQL, and a write for the write slot: the
+ * busy timeout (5 s) of the write ahead of it, and some. */
 #define STORE_DEADLINE_MS 10000
+
+/* The write slot (see above): one permit, per worker (one hub each). Made by
+ * the first store_open() and never freed: an abandoned write releases it
+ * from its abandon callback, possibly after the app's fini. */
+static co_sem_t *store_write_slot;
 
 struct store_job {
     int64_t id; /* the note, or the cursor for a page */
@@ -289,15 +312,10 @@ static struct store_job *store_job_new(int64_t id, const char *text, size_t len)
     return job;
 }
 
-/* Runs job on the pool and hands its result to *out (if out is not NULL).
- * Owns job in every case. Returns 0, or -1 with errno. */
-static int store_call(co_work_fn run, struct store_job *job, json_t **out)
+/* Hands a finished job's result to *out (if out is not NULL) and frees the
+ * job. Returns 0, or -1 with the job's errno. */
+static int store_finish(struct store_job *job, json_t **out)
 {
-    /* Whenever co_offload fails, store_job_free runs as its abandon
-     * callback (now, or when run returns): the job is not ours then. */
-    if (co_offload(run, job, store_job_free, co_deadline(STORE_DEADLINE_MS)) <
-        0)
-        return -1;
     int err = job->err;
     if (!err && out) {
         *out = job->out;
@@ -309,6 +327,43 @@ static int store_call(co_work_fn run, struct store_job *job, json_t **out)
         return -1;
     }
     return 0;
+}
+
+/* Runs a read job on the pool; see store_finish. Owns job in every case. */
+static int store_call(co_work_fn run, struct store_job *job, json_t **out)
+{
+    /* Whenever co_offload fails, store_job_free runs as its abandon
+     * callback (now, or when run returns): the job is not ours then. */
+    if (co_offload(run, job, store_job_free, co_deadline(STORE_DEADLINE_MS)) <
+        0)
+        return -1;
+    return store_finish(job, out);
+}
+
+/* A write abandoned by a cancel: it still held the slot until run ended. */
+static void store_write_abandon(void *arg)
+{
+    co_sem_release(store_write_slot);
+    store_job_free(arg);
+}
+
+/* Runs a write job on the pool once it holds the write slot; see
+ * store_finish. Owns job in every case. */
+static int store_call_write(co_work_fn run, struct store_job *job, json_t **out)
+{
+    if (co_sem_acquire(store_write_slot, co_deadline(STORE_DEADLINE_MS)) < 0) {
+        int err = errno;
+        store_job_free(job);
+        errno = err;
+        return -1;
+    }
+    /* No deadline: run ends within the busy timeout, and the answer must
+     * say whether it committed. Only a cancel (the server stopping) ends
+     * the wait early; the slot is then released when run is done. */
+    if (co_offload(run, job, store_write_abandon, -1) < 0)
+        return -1;
+    co_sem_release(store_write_slot);
+    return store_finish(job, out);
 }
 
 int store_list(int64_t before, int limit, json_t **out)
@@ -329,19 +384,19 @@ int store_get(int64_t id, json_t **out)
 int store_create(const char *text, size_t len, json_t **out)
 {
     struct store_job *job = store_job_new(0, text, len);
-    return job ? store_call(store_create_run, job, out) : -1;
+    return job ? store_call_write(store_create_run, job, out) : -1;
 }
 
 int store_update(int64_t id, const char *text, size_t len, json_t **out)
 {
     struct store_job *job = store_job_new(id, text, len);
-    return job ? store_call(store_update_run, job, out) : -1;
+    return job ? store_call_write(store_update_run, job, out) : -1;
 }
 
 int store_delete(int64_t id)
 {
     struct store_job *job = store_job_new(id, NULL, 0);
-    return job ? store_call(store_delete_run, job, NULL) : -1;
+    return job ? store_call_write(store_delete_run, job, NULL) : -1;
 }
 
 /* FTS5: every word of q becomes a quoted prefix term ("wor"*), implicitly
@@ -452,6 +507,8 @@ int store_open(void)
 {
     static char path[4096];
     static int hooked;
+    if (!store_write_slot && !(store_write_slot = co_sem_new(1)))
+        return -1;
     if (!hooked) {
         const char *env = getenv("COSERVE_NOTES_DB");
         const char *db = env && *env ? env : NOTES_DB_DEFAULT;

@@ -2,8 +2,9 @@
  * test_notes.c - the notes app (apps/notes) through the real server: the
  * JSON API and each of its error statuses, pagination, search (FTS5 and the
  * LIKE fallback), durability (200 concurrent POSTs, a SIGKILL in the middle
- * of a stream of writes), and the hub staying free while the offload pool is
- * full of slow SQLite queries (tests/apps/slowsql).
+ * of a stream of writes), the hub staying free while the offload pool is
+ * full of slow SQLite queries (tests/apps/slowsql), and reads answered while
+ * another process holds the database's write lock.
  *
  * The server loads a temp apps/ dir holding symlinks to notes.so, hello.so
  * and slowsql.so; the database is a temp file (COSERVE_NOTES_DB). No timing
@@ -571,6 +572,159 @@ Test(notes, hello_is_answered_while_50_slow_queries_hold_the_pool)
         cr_assert_str_eq(slow[i].r.body, "slow 500 ms\n");
         notes_flight_free(&slow[i]);
     }
+    h_stop();
+}
+
+/* ---- reads while another process holds the write lock ----------------- */
+
+#define LOCKED_POSTS 200
+#define LOCKED_GETS 50
+
+/* Opens the test's own connection to the server's database. */
+static sqlite3 *notes_db_open(void)
+{
+    sqlite3 *db;
+    cr_assert_eq(
+        sqlite3_open_v2(h_path("notes.db"), &db, SQLITE_OPEN_READWRITE, NULL),
+        SQLITE_OK);
+    return db;
+}
+
+/* SELECT count(*) ... with one text parameter (NULL: none). */
+static int notes_db_count(sqlite3 *db, const char *sql, const char *text)
+{
+    sqlite3_stmt *st;
+    cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK, "%s",
+                 sqlite3_errmsg(db));
+    if (text)
+        sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW, "%s", sqlite3_errmsg(db));
+    int n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* Issue 9: with the write lock held from outside, writes used to take every
+ * offload thread (each waiting out the busy timeout) and reads queued behind
+ * them until their own deadline: 503. In WAL mode readers are never blocked
+ * by a writer, so every read must be answered while the lock is held; a
+ * write that cannot get the lock within the busy timeout is a 503; and
+ * every write must end as a 201 that is in the database or a 503 that is
+ * not. */
+Test(notes, reads_are_answered_while_another_process_holds_the_write_lock)
+{
+    h_raise_nofile(4096);
+    notes_start(H_ARGS("--workers", "1", "--offload-threads", "4"));
+    json_int_t id = notes_create("read me while locked");
+    char *item = h_fmt("/notes/%" JSON_INTEGER_FORMAT, id);
+
+    /* Another process takes the write lock. In WAL mode BEGIN EXCLUSIVE is
+     * BEGIN IMMEDIATE: writers are refused, readers still read. */
+    sqlite3 *lock = notes_db_open(), *probe = notes_db_open();
+    cr_assert_eq(sqlite3_exec(lock, "BEGIN EXCLUSIVE", NULL, NULL, NULL),
+                 SQLITE_OK, "%s", sqlite3_errmsg(lock));
+    cr_assert_eq(sqlite3_exec(probe, "BEGIN IMMEDIATE", NULL, NULL, NULL) &
+                     0xff,
+                 SQLITE_BUSY, "the write lock is not held");
+    cr_assert_eq(notes_db_count(probe, "SELECT count(*) FROM notes", NULL), 1,
+                 "a reader is blocked by the write lock (not WAL?)");
+
+    /* Many more writes than offload threads... */
+    struct flight *posts = calloc(LOCKED_POSTS, sizeof *posts);
+    for (int i = 0; i < LOCKED_POSTS; i++) {
+        posts[i].c = h_connect();
+        char body[64];
+        snprintf(body, sizeof body, "{\"text\":\"locked %d\"}", i);
+        char *raw = notes_raw("POST", "/notes", body);
+        h_sends(posts[i].c, raw);
+        free(raw);
+    }
+    /* ... sent before the reads (a round trip: the hub has read them). */
+    h_assert_serving();
+    struct flight gets[LOCKED_GETS] = {{0}};
+    char *raw = notes_raw("GET", item, NULL);
+    for (int i = 0; i < LOCKED_GETS; i++) {
+        gets[i].c = h_connect();
+        h_sends(gets[i].c, raw);
+    }
+    free(raw);
+    notes_pump(gets, LOCKED_GETS, LOCKED_GETS, NULL, NULL);
+    int ok = 0, first_bad = -1;
+    for (int i = 0; i < LOCKED_GETS; i++) {
+        json_t *note =
+            gets[i].r.status == 200
+                ? json_loadb(gets[i].r.body, gets[i].r.body_len, 0, NULL)
+                : NULL;
+        const char *text = json_string_value(json_object_get(note, "text"));
+        if (text && strcmp(text, "read me while locked") == 0)
+            ok++;
+        else if (first_bad < 0)
+            first_bad = i;
+        json_decref(note);
+    }
+    cr_assert_eq(sqlite3_get_autocommit(lock), 0, "the lock was let go");
+    cr_assert_eq(ok, LOCKED_GETS,
+                 "%d of %d GETs answered 200 while the write lock was held; "
+                 "GET %d: %d %s",
+                 ok, LOCKED_GETS, first_bad, gets[first_bad].r.status,
+                 gets[first_bad].r.body);
+    for (int i = 0; i < LOCKED_GETS; i++)
+        notes_flight_free(&gets[i]);
+
+    /* A write cannot get the lock within the busy timeout: the first answer
+     * to a POST, while the lock is still held, is a 503. */
+    int order[LOCKED_POSTS], norder = 0;
+    notes_pump(posts, LOCKED_POSTS, 1, order, &norder);
+    cr_assert_eq(posts[order[0]].r.status, 503,
+                 "POST %d answered %d while the write lock was held: %s",
+                 order[0], posts[order[0]].r.status, posts[order[0]].r.body);
+
+    /* The lock goes: every write answers, 201 (the note is stored) or 503
+     * with a message (nothing of it is stored). */
+    cr_assert_eq(sqlite3_exec(lock, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(lock);
+    int left = 0;
+    for (int i = 0; i < LOCKED_POSTS; i++)
+        left += !posts[i].done;
+    notes_pump(posts, LOCKED_POSTS, left, NULL, NULL);
+    int created = 0, busy = 0;
+    for (int i = 0; i < LOCKED_POSTS; i++) {
+        struct h_resp *r = &posts[i].r;
+        char want[32];
+        snprintf(want, sizeof want, "locked %d", i);
+        if (r->status == 503) {
+            notes_assert_error(r, 503, want);
+            cr_assert_not_null(h_header(r, "Retry-After"));
+            cr_assert_eq(notes_db_count(probe,
+                                        "SELECT count(*) FROM notes"
+                                        " WHERE text = ?1",
+                                        want),
+                         0, "POST %d answered 503 but its note is stored", i);
+            busy++;
+        } else {
+            cr_assert_eq(r->status, 201, "POST %d: %d %s", i, r->status,
+                         r->body);
+            json_t *note = notes_json(r);
+            cr_assert_str_eq(json_string_value(json_object_get(note, "text")),
+                             want);
+            json_decref(note);
+            cr_assert_eq(notes_db_count(probe,
+                                        "SELECT count(*) FROM notes"
+                                        " WHERE text = ?1",
+                                        want),
+                         1, "POST %d answered 201 but is not stored once", i);
+            created++;
+        }
+        notes_flight_free(&posts[i]);
+    }
+    cr_assert_eq(notes_db_count(probe, "SELECT count(*) FROM notes", NULL),
+                 1 + created, "rows no POST acknowledged");
+    cr_assert_geq(busy, 1);
+    cr_log_info("locked: %d/%d GETs 200; POSTs %d created, %d busy", ok,
+                LOCKED_GETS, created, busy);
+    sqlite3_close(probe);
+    free(posts);
+    free(item);
     h_stop();
 }
 
