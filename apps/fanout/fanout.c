@@ -1,30 +1,47 @@
 /*
- * fanout - GET /fanout?n=N makes N outbound HTTP requests at once (1..100,
- * default 10) and reports each one: "i status bytes ms", then "total N ms".
+ * fanout - GET /fanout?n=N makes N outbound HTTP(S) requests at once with
+ * plain, unmodified libcurl and reports each one, then the total:
  *
- * Each request runs in its own child coroutine (co_spawn) that dials, writes
- * and reads with the cooperative socket calls, so the N requests overlap:
- * n=10 against /sleep?ms=100 takes about 100 ms, not a second. The target is
- * this server's own /sleep?ms=100 unless one is given:
+ *   0 200 13 101                 i, status, body bytes, ms
+ *   1 0 0 0 error: Couldn't connect to server (Failed to connect to ...)
+ *   total 103 ms
  *
- *   /fanout?n=20&host=example.com&port=80&path=/      ('&' in the path
- *                                                      written as %26)
- *   COSERVE_FANOUT_TARGET=host:port/path              (the default target)
+ * Each request is a child coroutine (co_spawn) that calls curl_easy_perform
+ * and nothing else. The server's hooks make libcurl's connect, poll, read
+ * and write park the child instead of blocking the worker, so the N
+ * requests overlap: n=10 against /sleep?ms=100 takes about 100 ms. With
+ * --no-hooks libcurl blocks the worker and the requests run one after
+ * another (and a request to this same worker waits for its own timeout).
  *
- * "bytes" counts the body as received (chunk framing included). A demo: it
- * fetches whatever host it is told to, so do not expose it; a request from a
- * fanout (its User-Agent) gets 508, so fanout cannot call itself.
+ * Parameters (all optional; a bad one is a 400 saying which):
+ *   n=1..100           how many requests (10)
+ *   url=http(s)://...  the target; only http and https, no redirects
+ *   path=/p?q          this server's own address with that path
+ *   timeout_ms=1..60000  per request, connect included (5000)
+ *   show=1             also print the first bytes of each body
+ *
+ * Without url= or path= the target is COSERVE_FANOUT_URL, else this
+ * server's /sleep?ms=100 at the address the request came in on. A server on
+ * a unix socket has no such address (and libcurl needs the socket's path,
+ * which an app is not told): give url= or set COSERVE_FANOUT_URL.
+ * COSERVE_FANOUT_CAINFO names a CA file for https targets (tests use their
+ * own CA); certificates are always verified.
+ *
+ * A demo: it fetches whatever http(s) URL it is told to, so do not expose
+ * it. A request from a fanout (its User-Agent) gets 508, so fanout cannot
+ * call itself.
  *
  * The children share one heap record with a reference count instead of the
  * handler's stack: if the handler stops waiting (it is cancelled), children
  * still finishing must not write into a stack frame that is gone.
  */
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <curl/curl.h>
 
 #include "coserve.h"
 
@@ -32,36 +49,38 @@
 #define FANOUT_MAX 100
 #define FANOUT_DEFAULT 10
 #define FANOUT_TIMEOUT_MS 5000
+#define FANOUT_TIMEOUT_MAX_MS 60000
 #define FANOUT_DEFAULT_PATH "/sleep?ms=100"
 #define FANOUT_AGENT "coserve-fanout"
-
-struct fanout_target {
-    char host[256];
-    char port[8];
-    char path[1024];
-};
+#define FANOUT_URL_MAX 2048
+#define FANOUT_KEEP 128 /* body bytes kept per request, for show=1 */
 
 struct fanout;
 
 /* One outbound request and what came of it. */
 struct fanout_call {
     struct fanout *run;
-    int status;      /* from the status line; 0 if none arrived */
+    long status;     /* the HTTP status; 0 if none arrived */
     long long bytes; /* body bytes received */
     long long ms;
-    int err; /* 0, or the errno that ended the request */
+    CURLcode code;              /* CURLE_OK, or what ended the request */
+    char why[CURL_ERROR_SIZE];  /* libcurl's detail for code, may be "" */
+    char body[FANOUT_KEEP + 1]; /* the body's first bytes */
+    size_t kept;
 };
 
 /* Everything the children touch. All of them run on the handler's hub
  * thread, one at a time, so the count needs no atomics. */
 struct fanout {
     int refs; /* the handler and each child still running */
-    int64_t deadline;
-    struct fanout_target to;
-    char request[1400];
-    size_t request_len;
+    long timeout_ms;
+    char url[FANOUT_URL_MAX];
     struct fanout_call calls[FANOUT_MAX];
 };
+
+/* Set once per worker by fanout_init from the environment. */
+static char *fanout_env_url;      /* COSERVE_FANOUT_URL, checked */
+static const char *fanout_cainfo; /* COSERVE_FANOUT_CAINFO, or NULL */
 
 static void fanout_release(struct fanout *f)
 {
@@ -71,111 +90,78 @@ static void fanout_release(struct fanout *f)
 
 /* ---- one outbound request --------------------------------------------- */
 
-/* Is line's header name `name` (any case)? Returns the value's start or
- * NULL. Plain C on purpose: this file builds without _GNU_SOURCE. */
-static const char *fanout_header(const char *line, const char *name)
+/* libcurl's write callback: counts the body and keeps its first bytes.
+ * Nothing more is stored, so a huge answer costs no memory. */
+static size_t fanout_write(char *data, size_t size, size_t nmemb, void *arg)
 {
-    for (; *name; line++, name++)
-        if (tolower((unsigned char)*line) != *name)
-            return NULL;
-    return *line == ':' ? line + 1 : NULL;
+    struct fanout_call *c = arg;
+    size_t n = size * nmemb;
+    if (c->kept < FANOUT_KEEP) {
+        size_t take = n < FANOUT_KEEP - c->kept ? n : FANOUT_KEEP - c->kept;
+        memcpy(c->body + c->kept, data, take);
+        c->kept += take;
+    }
+    c->bytes += (long long)n;
+    return n;
 }
 
-/* The "\r\n\r\n" ending the head within buf[0..have), or NULL. */
-static char *fanout_blank_line(char *buf, size_t have)
+/* libcurl's progress callback: a cancelled coroutine (the client left, the
+ * server is stopping) aborts its transfer instead of running to its
+ * timeout. */
+static int fanout_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
+                           curl_off_t ultotal, curl_off_t ulnow)
 {
-    for (size_t i = 3; i < have; i++)
-        if (buf[i - 3] == '\r' && buf[i - 2] == '\n' && buf[i - 1] == '\r' &&
-            buf[i] == '\n')
-            return buf + i - 3;
-    return NULL;
+    (void)arg;
+    (void)dltotal;
+    (void)dlnow;
+    (void)ultotal;
+    (void)ulnow;
+    return co_cancelled() ? 1 : 0;
 }
 
-/* Parses the head in buf (NUL-terminated, without the blank line): the
- * status, and the body length (-1: read to end of file). */
-static int fanout_parse_head(char *buf, int *status, long long *length)
+/* Sets up h for one GET of f->url into c. Returns CURLE_OK or the first
+ * option libcurl refused. */
+static CURLcode fanout_setup(CURL *h, struct fanout *f, struct fanout_call *c)
 {
-    if (strncmp(buf, "HTTP/1.", 7) != 0 || buf[7] < '0' || buf[7] > '9' ||
-        buf[8] != ' ' || buf[9] < '1' || buf[9] > '9' || buf[10] < '0' ||
-        buf[10] > '9' || buf[11] < '0' || buf[11] > '9')
-        return -1;
-    *status = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
-    *length = -1;
-    if (*status < 200 || *status == 204 || *status == 304)
-        *length = 0;
-    for (char *line = strstr(buf, "\r\n"); line; line = strstr(line, "\r\n")) {
-        line += 2;
-        const char *value;
-        if (fanout_header(line, "transfer-encoding")) {
-            *length = -1; /* chunked: counted as sent, framing included */
-        } else if ((value = fanout_header(line, "content-length")) &&
-                   *length != 0) {
-            char *end;
-            long long v = strtoll(value, &end, 10);
-            if (v < 0 || end == value)
-                return -1;
-            *length = v;
-        }
-    }
-    return 0;
+    CURLcode rc;
+    /* NOSIGNAL: libcurl must not use alarm() for timeouts in a server.
+     * PROTOCOLS / REDIR_PROTOCOLS: http and https only, even if asked for
+     * file://, and no redirect is followed anywhere. PROXY "": direct, so
+     * a proxy in the server's environment does not change the target. */
+    if ((rc = curl_easy_setopt(h, CURLOPT_URL, f->url)) ||
+        (rc = curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L)) ||
+        (rc = curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https")) ||
+        (rc = curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https")) ||
+        (rc = curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L)) ||
+        (rc = curl_easy_setopt(h, CURLOPT_PROXY, "")) ||
+        (rc = curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, f->timeout_ms)) ||
+        (rc = curl_easy_setopt(h, CURLOPT_USERAGENT, FANOUT_AGENT)) ||
+        (rc = curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->why)) ||
+        (rc = curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, fanout_write)) ||
+        (rc = curl_easy_setopt(h, CURLOPT_WRITEDATA, c)) ||
+        (rc = curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L)) ||
+        (rc = curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, fanout_progress)))
+        return rc;
+    if (fanout_cainfo)
+        return curl_easy_setopt(h, CURLOPT_CAINFO, fanout_cainfo);
+    return CURLE_OK;
 }
 
-/* Dials, sends the request and reads the answer. Returns 0 or an errno. */
-static int fanout_fetch(struct fanout *f, struct fanout_call *c)
-{
-    int fd = co_dial(f->to.host, f->to.port, f->deadline);
-    if (fd < 0)
-        return errno;
-    int err = 0;
-    char buf[8192];
-    size_t have = 0;
-    char *blank = NULL;
-    if (co_write_all(fd, f->request, f->request_len, f->deadline) < 0) {
-        err = errno;
-        goto out;
-    }
-    while (!(blank = fanout_blank_line(buf, have))) {
-        if (have == sizeof buf - 1) {
-            err = EMSGSIZE; /* a head this large is not worth reading */
-            goto out;
-        }
-        ssize_t n = co_read(fd, buf + have, sizeof buf - 1 - have, f->deadline);
-        if (n <= 0) {
-            err = n < 0 ? errno : EPROTO;
-            goto out;
-        }
-        have += (size_t)n;
-    }
-    *blank = '\0';
-    long long length;
-    if (fanout_parse_head(buf, &c->status, &length) < 0) {
-        err = EPROTO;
-        goto out;
-    }
-    c->bytes = (long long)(have - (size_t)(blank + 4 - buf));
-    while (length < 0 || c->bytes < length) {
-        ssize_t n = co_read(fd, buf, sizeof buf, f->deadline);
-        if (n < 0) {
-            err = errno;
-            break;
-        }
-        if (n == 0) {
-            err = length < 0 ? 0 : EPROTO; /* EOF before Content-Length */
-            break;
-        }
-        c->bytes += n;
-    }
-out:
-    close(fd);
-    return err;
-}
-
-/* A child coroutine's body. */
+/* A child coroutine's body: one plain libcurl easy request. */
 static void *fanout_call_run(void *arg)
 {
     struct fanout_call *c = arg;
     int64_t start = co_now();
-    c->err = fanout_fetch(c->run, c);
+    CURL *h = curl_easy_init();
+    if (!h) {
+        c->code = CURLE_OUT_OF_MEMORY;
+    } else {
+        c->code = fanout_setup(h, c->run, c);
+        if (c->code == CURLE_OK)
+            c->code = curl_easy_perform(h);
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &c->status);
+        curl_easy_cleanup(h);
+    }
     c->ms = co_now() - start;
     fanout_release(c->run);
     return NULL;
@@ -183,137 +169,197 @@ static void *fanout_call_run(void *arg)
 
 /* ---- the target ------------------------------------------------------- */
 
-/* Fills to from "host:port/path" ("[v6]:port/path", "http://" allowed in
- * front; port 80 and path "/" when left out). Returns 0 or -1. */
-static int fanout_parse_target(const char *s, struct fanout_target *to)
+/* Checks that url is an absolute http or https URL with a host and copies
+ * libcurl's normalized form into out. Returns NULL or what is wrong. */
+static const char *fanout_check_url(const char *url, char *out, size_t size)
 {
-    if (strncmp(s, "http://", 7) == 0)
-        s += 7;
-    const char *host = s, *host_end;
-    if (*s == '[') {
-        host = s + 1;
-        host_end = strchr(host, ']');
-        if (!host_end)
-            return -1;
-        s = host_end + 1;
-    } else {
-        host_end = s + strcspn(s, ":/");
-        s = host_end;
+    const char *why = NULL;
+    char *scheme = NULL, *host = NULL, *norm = NULL;
+    CURLU *u = curl_url();
+    if (!u)
+        return "out of memory";
+    /* no flags: the scheme must be written out, spaces and control
+     * characters are refused */
+    if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK)
+        why = "url must be an absolute http:// or https:// URL";
+    else if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)
+        why = "url scheme refused: only http:// and https://";
+    else if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !*host)
+        why = "url has no host";
+    else if (curl_url_get(u, CURLUPART_URL, &norm, 0) != CURLUE_OK ||
+             strlen(norm) >= size)
+        why = "url too long";
+    else
+        strcpy(out, norm);
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(norm);
+    curl_url_cleanup(u);
+    return why;
+}
+
+/* The URL of path on this server, at the address the request came in on.
+ * Returns NULL or what is wrong. */
+static const char *fanout_self_url(const co_request_t *req, const char *path,
+                                   char *out, size_t size)
+{
+    if (path[0] != '/')
+        return "path must start with '/'";
+    int port = co_req_local_port(req);
+    if (port == 0)
+        return "this server listens on a unix socket, which has no URL: "
+               "give url= (or set COSERVE_FANOUT_URL)";
+    const char *addr = co_req_local_addr(req);
+    int v6 = strchr(addr, ':') != NULL;
+    char url[FANOUT_URL_MAX];
+    int n = snprintf(url, sizeof url, "http://%s%s%s:%d%s", v6 ? "[" : "", addr,
+                     v6 ? "]" : "", port, path);
+    if (n < 0 || (size_t)n >= sizeof url)
+        return "path too long";
+    return fanout_check_url(url, out, size);
+}
+
+/* Picks the target (see the top of the file) into f->url. Returns NULL or
+ * what is wrong with the request. */
+static const char *fanout_target(const co_request_t *req, struct fanout *f)
+{
+    char url[FANOUT_URL_MAX], path[FANOUT_URL_MAX];
+    ssize_t ul = co_req_query_param(req, "url", url, sizeof url);
+    if (ul < 0 && errno != ENOENT)
+        return "url too long";
+    ssize_t pl = co_req_query_param(req, "path", path, sizeof path);
+    if (pl < 0 && errno != ENOENT)
+        return "path too long";
+    if (ul >= 0 && pl >= 0)
+        return "give url or path, not both";
+    if (ul >= 0)
+        return fanout_check_url(url, f->url, sizeof f->url);
+    if (pl >= 0)
+        return fanout_self_url(req, path, f->url, sizeof f->url);
+    if (fanout_env_url) {
+        strcpy(f->url, fanout_env_url); /* checked to fit at init */
+        return NULL;
     }
-    const char *port = "80";
-    size_t port_len = 2;
-    if (*s == ':') {
-        port = s + 1;
-        port_len = strcspn(port, "/");
-        s = port + port_len;
-    }
-    const char *path = *s ? s : "/";
-    size_t host_len = (size_t)(host_end - host);
-    if (host_len >= sizeof to->host || port_len >= sizeof to->port ||
-        strlen(path) >= sizeof to->path || (*s && *s != '/'))
-        return -1;
-    memcpy(to->host, host, host_len);
-    to->host[host_len] = '\0';
-    memcpy(to->port, port, port_len);
-    to->port[port_len] = '\0';
-    strcpy(to->path, path);
-    return 0;
-}
-
-/* Says what is wrong with the target, or NULL. It goes into a request line
- * and a Host header, so only plain characters pass. */
-static const char *fanout_check_target(const struct fanout_target *to)
-{
-    if (!to->host[0] ||
-        strspn(to->host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                         "0123456789.-_:") != strlen(to->host))
-        return "bad host";
-    char *end;
-    long port = strtol(to->port, &end, 10);
-    if (!to->port[0] || *end || port < 1 || port > 65535)
-        return "bad port (1..65535)";
-    if (to->path[0] != '/')
-        return "bad path (must start with '/')";
-    for (const char *p = to->path; *p; p++)
-        if (*p <= ' ' || *p >= 127)
-            return "bad path (no spaces or control characters)";
-    return NULL;
-}
-
-/* Copies query parameter name into buf if present. Returns 0, or -1 when it
- * does not fit. */
-static int fanout_param(const co_request_t *req, const char *name, char *buf,
-                        size_t size)
-{
-    char tmp[1024];
-    ssize_t n = co_req_query_param(req, name, tmp, sizeof tmp);
-    if (n < 0)
-        return errno == ENOENT ? 0 : -1;
-    if ((size_t)n >= size)
-        return -1;
-    memcpy(buf, tmp, (size_t)n + 1);
-    return 0;
-}
-
-/* The target: this server's /sleep, then COSERVE_FANOUT_TARGET, then the
- * host, port and path parameters. Returns NULL or what is wrong. */
-static const char *fanout_target(const co_request_t *req,
-                                 struct fanout_target *to)
-{
-    strcpy(to->host, "127.0.0.1");
-    snprintf(to->port, sizeof to->port, "%d", co_req_local_port(req));
-    strcpy(to->path, FANOUT_DEFAULT_PATH);
-    const char *env = getenv("COSERVE_FANOUT_TARGET");
-    if (env && *env && fanout_parse_target(env, to) < 0)
-        return "bad COSERVE_FANOUT_TARGET (host:port/path)";
-    if (fanout_param(req, "host", to->host, sizeof to->host) < 0 ||
-        fanout_param(req, "port", to->port, sizeof to->port) < 0 ||
-        fanout_param(req, "path", to->path, sizeof to->path) < 0)
-        return "host, port or path too long";
-    return fanout_check_target(to);
+    return fanout_self_url(req, FANOUT_DEFAULT_PATH, f->url, sizeof f->url);
 }
 
 /* ---- the handler ------------------------------------------------------ */
 
 static int fanout_answer(co_response_t *res, int status, const char *why)
 {
-    char body[160];
+    char body[256];
     int n = snprintf(body, sizeof body, "%d %s\n", status, why);
     return co_res_send(res, status, FANOUT_TEXT, body, (size_t)n);
 }
 
-/* The n parameter: 1..FANOUT_MAX, FANOUT_DEFAULT when absent, else -1. */
-static int fanout_count(const co_request_t *req)
+/* Query parameter name as an integer in [min, max] (digits only), def when
+ * absent. Returns 0, or -1 when it is malformed or out of range. */
+static int fanout_int(const co_request_t *req, const char *name, long def,
+                      long min, long max, long *out)
 {
-    char buf[8];
-    ssize_t len = co_req_query_param(req, "n", buf, sizeof buf);
-    if (len < 0)
-        return errno == ENOENT ? FANOUT_DEFAULT : -1;
-    if (len == 0 || strspn(buf, "0123456789") != (size_t)len)
+    char buf[16];
+    ssize_t len = co_req_query_param(req, name, buf, sizeof buf);
+    if (len < 0) {
+        *out = def;
+        return errno == ENOENT ? 0 : -1;
+    }
+    if (len == 0)
         return -1;
-    int n = atoi(buf);
-    return n >= 1 && n <= FANOUT_MAX ? n : -1;
+    long v = 0;
+    for (ssize_t i = 0; i < len; i++) {
+        if (buf[i] < '0' || buf[i] > '9')
+            return -1;
+        v = v * 10 + (buf[i] - '0');
+        if (v > max)
+            return -1;
+    }
+    *out = v;
+    return v >= min ? 0 : -1;
 }
 
-/* Writes the report: one line per call, then the total. */
+/* Writes one call's line: "i status bytes ms", " error: ..." if it failed. */
+static int fanout_report_call(co_response_t *res, int i,
+                              const struct fanout_call *c)
+{
+    char line[512];
+    int len;
+    if (c->code == CURLE_OK)
+        len = snprintf(line, sizeof line, "%d %ld %lld %lld\n", i, c->status,
+                       c->bytes, c->ms);
+    else
+        len =
+            snprintf(line, sizeof line, "%d %ld %lld %lld error: %s%s%s%s\n", i,
+                     c->status, c->bytes, c->ms, curl_easy_strerror(c->code),
+                     c->why[0] ? " (" : "", c->why, c->why[0] ? ")" : "");
+    if (len >= (int)sizeof line) {
+        len = (int)sizeof line - 1;
+        line[len - 1] = '\n';
+    }
+    return co_res_write(res, line, (size_t)len);
+}
+
+/* Writes "body i: <first bytes>" with anything unprintable as '.'. */
+static int fanout_report_body(co_response_t *res, int i,
+                              const struct fanout_call *c)
+{
+    char line[FANOUT_KEEP + 32];
+    int len = snprintf(line, sizeof line, "body %d: ", i);
+    for (size_t k = 0; k < c->kept; k++) {
+        unsigned char ch = (unsigned char)c->body[k];
+        line[len++] = ch >= ' ' && ch < 127 ? (char)ch : '.';
+    }
+    line[len++] = '\n';
+    return co_res_write(res, line, (size_t)len);
+}
+
 static int fanout_report(co_response_t *res, const struct fanout *f, int n,
-                         long long total_ms)
+                         int show, long long total_ms)
 {
     if (co_res_header(res, "Content-Type", FANOUT_TEXT) < 0)
         return -1;
-    char line[160];
-    for (int i = 0; i < n; i++) {
-        const struct fanout_call *c = &f->calls[i];
-        int len = snprintf(line, sizeof line, "%d %d %lld %lld%s%s\n", i,
-                           c->status, c->bytes, c->ms, c->err ? " error: " : "",
-                           c->err ? strerror(c->err) : "");
-        if (len >= (int)sizeof line)
-            len = (int)sizeof line - 1;
-        if (co_res_write(res, line, (size_t)len) < 0)
+    for (int i = 0; i < n; i++)
+        if (fanout_report_call(res, i, &f->calls[i]) < 0)
             return -1;
-    }
+    char line[64];
     int len = snprintf(line, sizeof line, "total %lld ms\n", total_ms);
-    return co_res_write(res, line, (size_t)len);
+    if (co_res_write(res, line, (size_t)len) < 0)
+        return -1;
+    for (int i = 0; show && i < n; i++)
+        if (fanout_report_body(res, i, &f->calls[i]) < 0)
+            return -1;
+    return 0;
+}
+
+/* Spawns the n children and waits for all of them. Returns 0, or -1 with
+ * errno when the handler itself was cancelled (the children are then
+ * cancelled and left to finish on their own). */
+static int fanout_run(struct fanout *f, int n)
+{
+    co_t *cos[FANOUT_MAX] = {0};
+    for (int i = 0; i < n; i++) {
+        f->calls[i].run = f;
+        f->refs++;
+        cos[i] = co_spawn(fanout_call_run, &f->calls[i]);
+        if (!cos[i]) {
+            f->refs--;
+            f->calls[i].code = CURLE_OUT_OF_MEMORY;
+            snprintf(f->calls[i].why, sizeof f->calls[i].why,
+                     "no coroutine: %s", strerror(errno));
+        }
+    }
+    /* Every child ends by its own timeout, so no deadline is needed here. */
+    if (co_join_all(cos, (size_t)n, -1) == 0)
+        return 0;
+    int err = errno;
+    for (int i = 0; i < n; i++) {
+        if (cos[i]) {
+            co_cancel(cos[i]);
+            co_detach(cos[i]);
+        }
+    }
+    errno = err;
+    return -1;
 }
 
 static int fanout_handler(co_request_t *req, co_response_t *res)
@@ -328,61 +374,78 @@ static int fanout_handler(co_request_t *req, co_response_t *res)
     const char *agent = co_req_header(req, "User-Agent");
     if (agent && strcmp(agent, FANOUT_AGENT) == 0)
         return fanout_answer(res, 508, "loop detected: fanout calling fanout");
-    int n = fanout_count(req);
-    if (n < 0)
+    long n, timeout_ms, show;
+    if (fanout_int(req, "n", FANOUT_DEFAULT, 1, FANOUT_MAX, &n) < 0)
         return fanout_answer(res, 400, "n must be an integer from 1 to 100");
+    if (fanout_int(req, "timeout_ms", FANOUT_TIMEOUT_MS, 1,
+                   FANOUT_TIMEOUT_MAX_MS, &timeout_ms) < 0)
+        return fanout_answer(res, 400,
+                             "timeout_ms must be an integer from 1 to 60000");
+    if (fanout_int(req, "show", 0, 0, 1, &show) < 0)
+        return fanout_answer(res, 400, "show must be 0 or 1");
 
     struct fanout *f = calloc(1, sizeof *f);
     if (!f)
         return -1; /* errno is ENOMEM: the server answers 500 */
-    const char *why = fanout_target(req, &f->to);
+    const char *why = fanout_target(req, f);
     if (why) {
         free(f);
         return fanout_answer(res, 400, why);
     }
-    int len =
-        snprintf(f->request, sizeof f->request,
-                 "GET %s HTTP/1.1\r\nHost: %s%s%s:%s\r\n"
-                 "User-Agent: " FANOUT_AGENT "\r\nConnection: close\r\n\r\n",
-                 f->to.path, strchr(f->to.host, ':') ? "[" : "", f->to.host,
-                 strchr(f->to.host, ':') ? "]" : "", f->to.port);
-    if (len < 0 || (size_t)len >= sizeof f->request) {
-        free(f);
-        return fanout_answer(res, 400, "target too long");
-    }
-    f->request_len = (size_t)len;
+    f->timeout_ms = timeout_ms;
     f->refs = 1;
-    f->deadline = co_deadline(FANOUT_TIMEOUT_MS);
-
-    /* Spawn all, then wait for all: the children first run when we wait. */
-    co_t *cos[FANOUT_MAX] = {0};
     int64_t start = co_now();
-    for (int i = 0; i < n; i++) {
-        f->calls[i].run = f;
-        f->refs++;
-        cos[i] = co_spawn(fanout_call_run, &f->calls[i]);
-        if (!cos[i]) {
-            f->refs--;
-            f->calls[i].err = errno;
-        }
-    }
-    /* Every child's waits end by f->deadline, so no deadline is needed here;
-     * a failure means we were cancelled: stop the children and leave. */
-    if (co_join_all(cos, (size_t)n, -1) < 0) {
+    if (fanout_run(f, (int)n) < 0) {
         int err = errno;
-        for (int i = 0; i < n; i++) {
-            if (cos[i]) {
-                co_cancel(cos[i]);
-                co_detach(cos[i]);
-            }
-        }
         fanout_release(f);
         errno = err;
         return -1;
     }
-    int rc = fanout_report(res, f, n, co_now() - start);
+    int rc = fanout_report(res, f, (int)n, (int)show, co_now() - start);
     fanout_release(f);
     return rc;
 }
 
-COSERVE_APP(.name = "fanout", .mount = "/fanout", .handler = fanout_handler);
+/* ---- per worker ------------------------------------------------------- */
+
+/* libcurl's global state, once per worker, and the environment checked
+ * here so a bad setting refuses the app at start, not on every request. */
+static int fanout_init(void)
+{
+    CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (rc != CURLE_OK) {
+        fprintf(stderr, "fanout: curl_global_init: %s\n",
+                curl_easy_strerror(rc));
+        return -1;
+    }
+    const char *ca = getenv("COSERVE_FANOUT_CAINFO");
+    fanout_cainfo = ca && *ca ? ca : NULL;
+    if (fanout_cainfo && access(fanout_cainfo, R_OK) < 0) {
+        fprintf(stderr, "fanout: COSERVE_FANOUT_CAINFO=%s: %s\n", fanout_cainfo,
+                strerror(errno));
+        curl_global_cleanup();
+        return -1;
+    }
+    const char *url = getenv("COSERVE_FANOUT_URL");
+    if (url && *url) {
+        char norm[FANOUT_URL_MAX];
+        const char *why = fanout_check_url(url, norm, sizeof norm);
+        if (why || !(fanout_env_url = strdup(norm))) {
+            fprintf(stderr, "fanout: COSERVE_FANOUT_URL=%s: %s\n", url,
+                    why ? why : strerror(errno));
+            curl_global_cleanup();
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void fanout_fini(void)
+{
+    free(fanout_env_url);
+    fanout_env_url = NULL;
+    curl_global_cleanup();
+}
+
+COSERVE_APP(.name = "fanout", .mount = "/fanout", .init = fanout_init,
+            .fini = fanout_fini, .handler = fanout_handler);
