@@ -208,7 +208,11 @@ static void watchdog_sleep_ms(long ms)
  * blocked), -1 when it did not in time. */
 static int watchdog_capture(struct watchdog_hub *w, uint64_t beat)
 {
-    /* a handler that never finished keeps its buffers: leave them */
+    /* A handler that answered after we gave up is done with the buffers
+     * now; one still running keeps them: no capture this time. */
+    int late = CAP_DONE;
+    __atomic_compare_exchange_n(&w->state, &late, CAP_IDLE, 0, __ATOMIC_ACQ_REL,
+                                __ATOMIC_ACQUIRE);
     if (__atomic_load_n(&w->state, __ATOMIC_ACQUIRE) != CAP_IDLE)
         return -1;
     w->capture_beat = beat;
