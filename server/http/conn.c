@@ -146,10 +146,16 @@ void conn__close(struct conn *c)
         co_event_set(srv->idle_event);
 }
 
-void conn__close_if_idle(struct conn *c)
+/* How long an idle kept-alive connection may still send a request once a
+ * graceful stop began. Its client may be sending one this very moment:
+ * closing at once would lose it (a client that does not retry sees an
+ * error; nginx loses these). */
+#define CONN_DRAIN_IDLE_MS 1000
+
+void conn__drain(struct conn *c)
 {
     if (!c->busy && c->served && !c->req)
-        conn__close(c);
+        conn_timer_set(c, CONN_DRAIN_IDLE_MS);
 }
 
 /* ---- serving (in the request's coroutine) --------------------------- */
@@ -449,10 +455,8 @@ static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
         return;
     }
     if (!c->req) {
-        if (srv->draining && c->served) {
-            conn__close(c);
-            return;
-        }
+        /* even while draining: these bytes are a request its client sent
+         * before it could know, and it is answered (Connection: close) */
         if (!conn_begin_request(c)) {
             conn__close(c);
             return;

@@ -211,8 +211,10 @@ void http__buf_put(struct http_server *srv, char *buf);
 void conn__accept(struct http_server *srv, int fd, const struct sockaddr *peer,
                   socklen_t peer_len);
 void conn__close(struct conn *c);
-/* Closes an idle connection (no request in flight); used at shutdown. */
-void conn__close_if_idle(struct conn *c);
+/* At a graceful stop: gives an idle kept-alive connection a last moment
+ * for a request already on its way, then closes it as idle. Connections
+ * with a request in flight, or not yet served, are left alone. */
+void conn__drain(struct conn *c);
 
 /* ---- head.c ---- */
 /* Resets the parser for a new head. */

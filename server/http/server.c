@@ -314,8 +314,9 @@ static void *server_main(void *arg)
     log_info("stopping (grace %lld ms for %u requests)",
              (long long)srv->cfg.grace_ms, srv->active);
 
-    /* Stop accepting and close idle keep-alive connections; busy ones close
-     * after their current response (draining turns keep-alive off). A
+    /* Stop accepting. Busy connections close after their current response
+     * (draining turns keep-alive off); idle kept-alive ones get a moment
+     * for a request already on its way, then close (conn__drain). A
      * connection accepted but not yet served is kept for its first request:
      * its client has sent, or is sending, a request it expects answered. */
     srv->draining = 1;
@@ -328,7 +329,7 @@ static void *server_main(void *arg)
     struct list *n, *next;
     for (n = srv->conns.next; n != &srv->conns; n = next) {
         next = n->next;
-        conn__close_if_idle(list_entry(n, struct conn, link));
+        conn__drain(list_entry(n, struct conn, link));
     }
     srv->idle_event = co_event_new();
     if (srv->open > 0 && srv->idle_event)
