@@ -156,7 +156,10 @@ int co_connect(int fd, const struct sockaddr *addr, socklen_t len,
                int64_t deadline);
 
 /* Sends count bytes of in_fd from *offset (advanced as it goes) to out_fd.
- * Returns the bytes sent, fewer only at end of in_fd, or -1 with errno. */
+ * Each sendfile() asks at most the server's chunk (--sendfile-max-chunk,
+ * 2 MiB), and after a full chunk the hub serves others before the next, so
+ * a big file never holds the thread. Returns the bytes sent, fewer only at
+ * end of in_fd, or -1 with errno (part may have been sent: see *offset). */
 ssize_t co_sendfile(int out_fd, int in_fd, off_t *offset, size_t count,
                     int64_t deadline);
 

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "app/app.h"
+#include "core/fdio.h"
 #include "core/hook.h"
 #include "core/log.h"
 #include "core/offload.h"
@@ -138,8 +139,12 @@ static void main_usage(FILE *out)
         "  --body-timeout T            each body read waits at most T (30s)\n"
         "  --keepalive-timeout T       idle keep-alive connections close "
         "(30s)\n"
-        "  --write-timeout T           each response write waits at most T "
-        "(30s)\n"
+        "  --write-timeout T           a response making no progress for T is "
+        "cut\n"
+        "                              (30s)\n"
+        "  --sendfile-max-chunk N      most bytes one sendfile() sends before "
+        "the\n"
+        "                              worker serves others (2M)\n"
         "  --graceful-timeout T        in-flight requests get T at SIGTERM "
         "(30s)\n"
         "  --max-connections N         open connections; more wait in the "
@@ -224,7 +229,8 @@ enum {
     OPT_MAXREQ,
     OPT_JITTER,
     OPT_NOHOOKS,
-    OPT_BLOCK
+    OPT_BLOCK,
+    OPT_SENDFILE
 };
 
 static const struct option main_options[] = {
@@ -253,6 +259,7 @@ static const struct option main_options[] = {
     {"offload-threads", required_argument, 0, OPT_OFFLOAD},
     {"no-hooks", no_argument, 0, OPT_NOHOOKS},
     {"block-threshold", required_argument, 0, OPT_BLOCK},
+    {"sendfile-max-chunk", required_argument, 0, OPT_SENDFILE},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0},
 };
@@ -404,6 +411,10 @@ int main(int argc, char **argv)
                 MAIN_BAD("--block-threshold: '%s' is not a duration like "
                          "100ms or 1s, or off",
                          optarg);
+            break;
+        case OPT_SENDFILE:
+            if (main_size(optarg, &v) || fdio__set_sendfile_chunk(v) < 0)
+                MAIN_BAD("--sendfile-max-chunk: want 4K..1G, not '%s'", optarg);
             break;
         case 'h':
             main_usage(stdout);

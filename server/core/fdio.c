@@ -15,7 +15,27 @@
 #include <unistd.h>
 
 #include "core/coro.h"
+#include "core/fdio.h"
 #include "core/hook_libc.h"
+
+/* Written once before the hubs start (fdio__set_sendfile_chunk), then only
+ * read. */
+static size_t fdio_sendfile_chunk = FDIO_SENDFILE_CHUNK;
+
+int fdio__set_sendfile_chunk(uint64_t bytes)
+{
+    if (bytes < FDIO_SENDFILE_CHUNK_MIN || bytes > FDIO_SENDFILE_CHUNK_MAX) {
+        errno = EINVAL;
+        return -1;
+    }
+    fdio_sendfile_chunk = (size_t)bytes;
+    return 0;
+}
+
+size_t fdio__sendfile_chunk(void)
+{
+    return fdio_sendfile_chunk;
+}
 
 static void fdio_ready_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -210,18 +230,33 @@ int co_connect(int fd, const struct sockaddr *addr, socklen_t len,
     return 0;
 }
 
+/* A reader as fast as the disk never fills the socket, so one sendfile()
+ * for the whole file would hold the hub until it is all sent (a second per
+ * few hundred MB). Each call is capped at a chunk, and after a full chunk
+ * sent without waiting the coroutine waits for writability: that goes
+ * through the loop's poll, so other connections are served in between
+ * (co_yield would not: a lone ready coroutine runs again before any poll). */
 ssize_t co_sendfile(int out_fd, int in_fd, off_t *offset, size_t count,
                     int64_t deadline)
 {
     struct co *self = coro__self("co_sendfile");
-    size_t sent = 0;
+    size_t chunk = fdio_sendfile_chunk, sent = 0, burst = 0;
     while (sent < count) {
-        ssize_t w = sendfile(out_fd, in_fd, offset, count - sent);
+        size_t ask = count - sent < chunk ? count - sent : chunk;
+        ssize_t w = sendfile(out_fd, in_fd, offset, ask);
         if (w > 0) {
             sent += (size_t)w;
+            burst += (size_t)w;
+            if (burst >= chunk && sent < count) {
+                burst = 0;
+                if (fdio__wait(self, out_fd, CO_WRITABLE, deadline) < 0)
+                    return -1;
+            }
         } else if (w == 0) {
             break; /* end of in_fd */
-        } else if (!fdio_retry(self, out_fd, CO_WRITABLE, deadline)) {
+        } else if (fdio_retry(self, out_fd, CO_WRITABLE, deadline)) {
+            burst = 0;
+        } else {
             return -1;
         }
     }

@@ -1,6 +1,8 @@
 /*
  * The access log, in combined log format plus the request time in seconds
- * (as nginx's $request_time). Lines gather in a buffer that is written once
+ * (as nginx's $request_time). The size is the body bytes the kernel took
+ * (nginx's $body_bytes_sent, without chunk framing): for a response cut
+ * short, what actually left. Lines gather in a buffer that is written once
  * per loop turn, just before the hub blocks (an ev_prepare watcher), or when
  * it fills, so a busy worker makes one write for many requests instead of
  * one each, and an idle one never sits on a line.
@@ -90,8 +92,8 @@ void accesslog__request(co_request_t *req)
         p, ACCESSLOG_LINE,
         "%s - - [%s] \"%s %s HTTP/1.%d\" %d %" PRIu64 " \"%s\" \"%s\" %.3f\n",
         co_req_remote_addr(req), date__log(), req->method ? req->method : "-",
-        target, req->version == 10 ? 0 : 1, req->res.status,
-        req->res.head_only ? 0 : req->res.sent, referer, agent, secs);
+        target, req->version == 10 ? 0 : 1, req->res.status, req->res.body_out,
+        referer, agent, secs);
     if (n > 0)
         srv->log_len += n < ACCESSLOG_LINE ? (size_t)n : ACCESSLOG_LINE - 1;
 }

@@ -57,7 +57,7 @@ struct http_config {
     int64_t header_timeout_ms;    /* a whole head must arrive within: 408 */
     int64_t body_timeout_ms;      /* each body read waits at most */
     int64_t keepalive_timeout_ms; /* idle connection kept open */
-    int64_t write_timeout_ms;     /* each response write waits at most */
+    int64_t write_timeout_ms;     /* a response waits this long for progress */
     int64_t grace_ms;             /* in-flight requests get this at shutdown */
     unsigned max_conns;           /* open connections; more wait in backlog */
     http_router_fn route;
@@ -107,7 +107,9 @@ struct co_response {
     unsigned head_only : 1;  /* HEAD request: no body bytes */
     unsigned failed : 1;     /* a write failed: close the connection */
     uint64_t length;         /* the app's Content-Length */
-    uint64_t sent;           /* body bytes sent */
+    uint64_t sent;           /* body bytes written (for HEAD: would be) */
+    uint64_t body_out;       /* body bytes the kernel took: the access log */
+    size_t unpolled;         /* bytes sent since the hub last polled */
     size_t hdr_len;          /* app header text in req->arena */
     char *out;               /* gathered body (a pooled buffer) */
     size_t out_len;
@@ -182,9 +184,9 @@ struct http_server {
     ev_timer accept_pause; /* out of fds: accepting resumes when it fires */
     int64_t accept_logged; /* when an accept error was last logged (ms) */
     unsigned accept_quiet; /* accept errors since, not logged */
-    int draining;    /* shutting down: no new requests */
-    unsigned open;   /* connections */
-    unsigned active; /* requests being served */
+    int draining;          /* shutting down: no new requests */
+    unsigned open;         /* connections */
+    unsigned active;       /* requests being served */
     struct list conns;
     struct conn *free_conns;
     co_request_t *free_reqs;
@@ -237,7 +239,8 @@ int response__finish(co_request_t *req);
 /* Sends a complete error response (text/plain, reason in the body). */
 int response__error(co_request_t *req, int status, const char *reason);
 const char *response__reason(int status);
-/* Writes bytes to the client within the write timeout. */
+/* Writes bytes to the client; the write timeout bounds each wait for the
+ * socket (time without progress), not the whole write. */
 int response__write(co_request_t *req, const struct iovec *iov, int n);
 
 /* ---- date.c ---- */

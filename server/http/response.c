@@ -14,10 +14,13 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/sendfile.h>
 #include <sys/uio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "core/fdio.h"
+#include "core/hook_libc.h"
 #include "http/http.h"
 
 const char *response__reason(int status)
@@ -96,16 +99,121 @@ const char *response__reason(int status)
     }
 }
 
-int response__write(co_request_t *req, const struct iovec *iov, int n)
+/* ---- sending ----------------------------------------------------------- */
+
+/* The most iovecs one response write gathers (response_send_head's). */
+#define RESPONSE_IOV 8
+
+/* Waits until the client's socket takes bytes again. The write timeout
+ * bounds each such wait, not the whole response (nginx's send_timeout): a
+ * download that keeps moving is never cut, a client that stops reading for
+ * the whole timeout is. */
+static int response_wait(co_request_t *req)
 {
     struct conn *c = req->conn;
-    if (req->res.failed) {
+    req->res.unpolled = 0;
+    return fdio__wait(coro__self("response"), c->fd, CO_WRITABLE,
+                      co_deadline(c->srv->cfg.write_timeout_ms));
+}
+
+/* Counts n bytes the kernel took. A client reading as fast as we write
+ * never fills the socket, so no write would ever wait: after a chunk's
+ * worth (--sendfile-max-chunk) the sender waits for writability anyway,
+ * which goes through the loop's poll and lets other connections in.
+ * Returns 0 or -1. */
+static int response_took(co_request_t *req, size_t n, int more)
+{
+    struct co_response *res = &req->res;
+    res->unpolled += n;
+    if (more && res->unpolled >= fdio__sendfile_chunk())
+        return response_wait(req);
+    return 0;
+}
+
+/* Writes iov[0..n) whole (n <= RESPONSE_IOV). Bytes of the entries whose
+ * bit is set in body_mask count in res->body_out as the kernel takes them,
+ * so the access log says what left even when a write fails half-way. */
+static int response_send(co_request_t *req, const struct iovec *iov, int n,
+                         unsigned body_mask)
+{
+    struct co_response *res = &req->res;
+    if (res->failed) {
         errno = EPIPE;
         return -1;
     }
-    if (co_writev_all(c->fd, iov, n,
-                      co_deadline(c->srv->cfg.write_timeout_ms)) < 0) {
-        req->res.failed = 1;
+    struct iovec win[RESPONSE_IOV];
+    unsigned mask = 0;
+    int wn = 0, wi = 0;
+    for (int i = 0; i < n && wn < RESPONSE_IOV; i++) {
+        if (!iov[i].iov_len)
+            continue;
+        if (body_mask >> i & 1)
+            mask |= 1u << wn;
+        win[wn++] = iov[i];
+    }
+    while (wi < wn) {
+        ssize_t w = hook__libc.writev(req->conn->fd, win + wi, wn - wi);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if ((errno == EAGAIN || errno == EWOULDBLOCK) &&
+                response_wait(req) == 0)
+                continue;
+            res->failed = 1;
+            return -1;
+        }
+        size_t left = (size_t)w;
+        while (wi < wn && left) {
+            size_t take = left < win[wi].iov_len ? left : win[wi].iov_len;
+            if (mask >> wi & 1)
+                res->body_out += take;
+            win[wi].iov_base = (char *)win[wi].iov_base + take;
+            win[wi].iov_len -= take;
+            left -= take;
+            if (!win[wi].iov_len)
+                wi++;
+        }
+        if (response_took(req, (size_t)w, wi < wn) < 0) {
+            res->failed = 1;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int response__write(co_request_t *req, const struct iovec *iov, int n)
+{
+    return response_send(req, iov, n, 0);
+}
+
+/* Sends len bytes of fd from offset, each sendfile() capped at the chunk
+ * (a whole 10 GB file asked at once held the hub for a second per call). */
+static int response_sendfile(co_request_t *req, int fd, off_t offset,
+                             size_t len)
+{
+    struct co_response *res = &req->res;
+    size_t chunk = fdio__sendfile_chunk();
+    while (len) {
+        ssize_t w =
+            sendfile(req->conn->fd, fd, &offset, len < chunk ? len : chunk);
+        if (w > 0) {
+            res->body_out += (size_t)w;
+            len -= (size_t)w;
+            if (response_took(req, (size_t)w, len > 0) < 0)
+                break;
+            continue;
+        }
+        if (w == 0) {
+            errno = EIO; /* the file shrank under us */
+            break;
+        }
+        if (errno == EINTR)
+            continue;
+        if ((errno != EAGAIN && errno != EWOULDBLOCK) || response_wait(req) < 0)
+            break;
+    }
+    if (len) {
+        res->failed = 1;
         return -1;
     }
     return 0;
@@ -180,18 +288,21 @@ static int response_send_head(co_request_t *req, int64_t length,
     else if (req->version == 10)
         head_str(&h, "Connection: keep-alive\r\n");
     int n = (int)h.len;
-    struct iovec iov[8];
+    struct iovec iov[RESPONSE_IOV];
     int k = 0;
     iov[k++] = (struct iovec){head, (size_t)n};
     if (res->hdr_len)
         iov[k++] = (struct iovec){req->arena + HTTP_ARENA_SIZE - res->hdr_len,
                                   res->hdr_len};
     iov[k++] = (struct iovec){"\r\n", 2};
-    for (int i = 0; i < nextra && k < 8; i++)
-        if (extra[i].iov_len && !res->head_only)
+    unsigned body = 0;
+    for (int i = 0; i < nextra && k < RESPONSE_IOV; i++)
+        if (extra[i].iov_len && !res->head_only) {
+            body |= 1u << k;
             iov[k++] = extra[i];
+        }
     res->started = 1;
-    return response__write(req, iov, k);
+    return response_send(req, iov, k, body);
 }
 
 int co_res_status(co_response_t *res, int status)
@@ -291,12 +402,12 @@ static int response_stream(co_request_t *req, const void *buf, size_t n)
         return 0;
     if (!res->chunked) {
         struct iovec iov = {(void *)buf, n};
-        return response__write(req, &iov, 1);
+        return response_send(req, &iov, 1, 1);
     }
     char size[24];
     int sl = snprintf(size, sizeof size, "%zx\r\n", n);
     struct iovec iov[3] = {{size, (size_t)sl}, {(void *)buf, n}, {"\r\n", 2}};
-    return response__write(req, iov, 3);
+    return response_send(req, iov, 3, 2); /* the data, not the framing */
 }
 
 /* Sends the head plus what was gathered, committing to streaming. */
@@ -389,15 +500,8 @@ int co_res_sendfile(co_response_t *res, int fd, off_t offset, size_t len)
         errno = EMSGSIZE;
         return -1;
     }
-    ssize_t sent =
-        co_sendfile(req->conn->fd, fd, &offset, len,
-                    co_deadline(req->conn->srv->cfg.write_timeout_ms));
-    if (sent < 0 || (size_t)sent < len) {
-        res->failed = 1;
-        if (sent >= 0)
-            errno = EIO; /* the file shrank under us */
+    if (response_sendfile(req, fd, offset, len) < 0)
         return -1;
-    }
     res->sent += len;
     return 0;
 }

@@ -24,6 +24,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "core/fdio.h"
 #include "coserve.h"
 
 #ifdef COSERVE_ASAN
@@ -970,6 +971,82 @@ Test(fdio, connect_to_a_port_nobody_listens_on_fails_with_econnrefused)
                  strerror(c.dial_err));
     close(c.fd);
     close(holder);
+    assert_no_leaks();
+}
+
+/* ===================================================================== */
+
+/* A sendfile that never fills the socket still gives the hub a poll after
+ * each chunk: a coroutine whose fd was ready all along runs before the
+ * file is all sent. 64 KiB in 4 KiB chunks fit in the socket buffer, so
+ * without the chunks one call would send it all without a wait. */
+#define SFC_SIZE (64u << 10)
+#define SFC_CHUNK 4096u
+
+struct sfc_case {
+    int sv[2], pipe[2];
+    int file_fd;
+    off_t off; /* the sender's, advanced as it goes */
+    ssize_t sent;
+    off_t seen; /* the sender's offset when the watcher ran */
+    int wait_rc;
+};
+
+static void *sfc_watcher(void *arg)
+{
+    struct sfc_case *c = arg;
+    c->wait_rc = co_wait_fd(c->pipe[0], CO_READABLE, co_deadline(GUARD_MS));
+    c->seen = c->off;
+    return NULL;
+}
+
+static void *sfc_sender(void *arg)
+{
+    struct sfc_case *c = arg;
+    c->sent = co_sendfile(c->sv[0], c->file_fd, &c->off, SFC_SIZE,
+                          co_deadline(GUARD_MS));
+    return NULL;
+}
+
+static void *sfc_main(void *arg)
+{
+    co_t *cos[2] = {co_spawn(sfc_watcher, arg), co_spawn(sfc_sender, arg)};
+    if (!cos[0] || !cos[1])
+        return (void *)"spawn failed";
+    if (co_join_all(cos, 2, co_deadline(GUARD_MS)) != 0)
+        return (void *)"join failed";
+    return NULL;
+}
+
+Test(fdio, sendfile_lets_the_hub_poll_between_chunks)
+{
+    char path[] = "/tmp/coserve-sendfile-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0, "mkstemp: %s", strerror(errno));
+    unlink(path);
+    cr_assert_eq(ftruncate(fd, SFC_SIZE), 0);
+    cr_assert_eq(fdio__set_sendfile_chunk(SFC_CHUNK), 0);
+    cr_assert_eq(fdio__set_sendfile_chunk(1), -1, "a 1-byte chunk accepted");
+    struct sfc_case c = {.file_fd = fd, .seen = -1};
+    make_pair(c.sv);
+    int buf = 1 << 20;
+    setsockopt(c.sv[0], SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
+    cr_assert_eq(pipe2(c.pipe, O_NONBLOCK | O_CLOEXEC), 0);
+    cr_assert_eq(write(c.pipe[1], "x", 1), 1); /* readable from the start */
+
+    void *res = (void *)"not run";
+    cr_assert_eq(co_run(sfc_main, &c, &res), 0);
+    cr_assert_null(res, "%s", (char *)res);
+    cr_assert_eq(c.sent, (ssize_t)SFC_SIZE, "co_sendfile = %zd", c.sent);
+    cr_assert_eq(c.wait_rc, 0);
+    cr_assert(c.seen >= (off_t)SFC_CHUNK && c.seen < (off_t)SFC_SIZE,
+              "the ready coroutine ran when %lld of %u bytes were sent",
+              (long long)c.seen, SFC_SIZE);
+    close_fd(&c.sv[0]);
+    close_fd(&c.sv[1]);
+    close(c.pipe[0]);
+    close(c.pipe[1]);
+    close(fd);
     assert_no_leaks();
 }
 
