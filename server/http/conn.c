@@ -68,6 +68,7 @@ static co_request_t *conn_begin_request(struct conn *c)
     req->body_error = 0;
     req->remote_text = NULL;
     req->timed_out = 0;
+    req->client_gone = 0;
     req->arena_used = 0;
     if (c->srv->log_buf) /* only the access log reads it */
         clock_gettime(CLOCK_MONOTONIC, &req->start_ts);
@@ -333,6 +334,11 @@ static int conn_run_request(struct conn *c, co_request_t *req)
                 response__error(req, 504, "the app did not answer in time");
             else
                 req->res.failed = 1;
+        } else if (req->client_gone) {
+            req->keep_alive = 0;
+            req->res.failed = 1; /* nobody to answer */
+            if (!req->res.started)
+                req->res.status = 499; /* for the log, as nginx says it */
         } else if (rc < 0 && !req->res.started && !req->res.failed) {
             conn_app_failed(req, errno);
         } else if (rc < 0) {
@@ -434,6 +440,25 @@ static void *conn_serve(void *arg)
 
 /* ---- the hub's side ------------------------------------------------- */
 
+/* The read watcher fired while a handler runs. Once the body is all read,
+ * a byte now is a pipelined request, but an end of stream or an error
+ * means the client is gone (nginx: "client prematurely closed
+ * connection"): the handler is cancelled, so whatever it waits for, even
+ * a plain blocking call made cooperative by the hooks, ends with
+ * ECANCELED instead of working for nobody. */
+static void conn_check_gone(struct conn *c)
+{
+    co_request_t *req = c->req;
+    if (!req || !c->co || (req->body_mode != BODY_NONE && !req->body_done))
+        return;
+    char b;
+    ssize_t r = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (r > 0 || (r < 0 && (errno == EAGAIN || errno == EINTR)))
+        return;
+    req->client_gone = 1;
+    co_cancel(c->co);
+}
+
 static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)revents;
@@ -441,6 +466,7 @@ static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
     struct http_server *srv = c->srv;
     if (c->busy) { /* the request's coroutine reads for itself */
         ev_io_stop(loop, w);
+        conn_check_gone(c);
         return;
     }
     if (!c->buf && !(c->buf = http__buf_get(srv))) {

@@ -128,8 +128,9 @@ struct co_request {
     unsigned nheaders;
     uint8_t in_value; /* parser is inside a header value */
     uint8_t url_done;
-    uint8_t timed_out; /* --request-timeout cancelled the handler */
-    int version;       /* 10 or 11 */
+    uint8_t timed_out;   /* --request-timeout cancelled the handler */
+    uint8_t client_gone; /* the client closed: the handler was cancelled */
+    int version;         /* 10 or 11 */
     int keep_alive;
     int expect_continue; /* 100-continue not yet answered */
     const struct http_route *route;
