@@ -171,7 +171,19 @@ struct hook_fd *hook__fd(int fd)
     struct hook_fd *e = hook__fd_slot(fd);
     if (e && !(e->flags & HOOK_FD_KNOWN))
         hook_fd_classify(fd, e);
-    return e && (e->flags & HOOK_FD_KNOWN) ? e : NULL;
+    if (!e || !(e->flags & HOOK_FD_KNOWN))
+        return NULL;
+    /* O_NONBLOCK belongs to the open file, which a dup shares: a socket's
+     * (never forced) is read back from the kernel. */
+    if ((e->flags & (HOOK_FD_SHARED | HOOK_FD_SOCKET)) ==
+        (HOOK_FD_SHARED | HOOK_FD_SOCKET)) {
+        int fl = hook__libc.fcntl(fd, F_GETFL);
+        if (fl >= 0 && (fl & O_NONBLOCK))
+            e->flags |= HOOK_FD_NONBLOCK;
+        else if (fl >= 0)
+            e->flags &= (uint8_t)~HOOK_FD_NONBLOCK;
+    }
+    return e;
 }
 
 void hook__fd_new(int fd, unsigned flags)
@@ -188,6 +200,8 @@ void hook__fd_copy(int from, int to)
     struct hook_fd *src = hook__fd_peek(from), *dst = hook__fd_slot(to);
     if (!dst)
         return;
+    if (src && (src->flags & HOOK_FD_KNOWN))
+        src->flags |= HOOK_FD_SHARED;
     dst->flags = src ? src->flags : 0;
     dst->rcv_ms = src ? src->rcv_ms : 0;
     dst->snd_ms = src ? src->snd_ms : 0;

@@ -136,7 +136,8 @@ static ssize_t hook_try_send(int fd, void *c, size_t done, int flags)
 HOOK_PUBLIC ssize_t read(int fd, void *buf, size_t n)
 {
     struct co *co = hook__co;
-    if (!co && !hook__fd_forced(fd))
+    /* a zero-length read returns at once in Linux, blocking or not */
+    if ((!co && !hook__fd_forced(fd)) || n == 0)
         return REAL(read)(fd, buf, n);
     struct hook_buf b = {.buf = buf, .len = n};
     return hook_io_run(co, fd, CO_READABLE, hook_try_read, &b, 0);
@@ -151,7 +152,7 @@ HOOK_PUBLIC ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
                              struct sockaddr *addr, socklen_t *addrlen)
 {
     struct co *co = hook__co;
-    if ((!co && !hook__fd_forced(fd)) || (flags & MSG_DONTWAIT))
+    if ((!co && !hook__fd_forced(fd)) || (flags & MSG_DONTWAIT) || n == 0)
         return REAL(recvfrom)(fd, buf, n, flags, addr, addrlen);
     struct hook_buf b = {
         .buf = buf, .len = n, .flags = flags, .addr = addr, .addrlen = addrlen};
@@ -272,7 +273,8 @@ static size_t hook_iov_total(const struct iovec *iov, size_t cnt)
 HOOK_PUBLIC ssize_t readv(int fd, const struct iovec *iov, int cnt)
 {
     struct co *co = hook__co;
-    if (!co && !hook__fd_forced(fd))
+    if ((!co && !hook__fd_forced(fd)) || cnt <= 0 ||
+        hook_iov_total(iov, (size_t)cnt) == 0)
         return REAL(readv)(fd, iov, cnt);
     if (cnt < 0) {
         errno = EINVAL;
@@ -404,9 +406,12 @@ HOOK_PUBLIC int accept(int fd, struct sockaddr *addr, socklen_t *len)
     return accept4(fd, addr, len, 0);
 }
 
-/* A blocking connect in a coroutine: the socket is non-blocking only for
- * the call itself, then the coroutine waits for writability. SO_SNDTIMEO
- * ends the wait with EINPROGRESS, as Linux's blocking connect does. */
+/* A blocking connect in a coroutine: the socket is non-blocking for the
+ * duration of the call, while the coroutine waits for writability. Then a
+ * second connect() collects the outcome, as the blocking call would have
+ * (Linux marks the socket connected only then: a later connect() says
+ * EISCONN). SO_SNDTIMEO ends the wait with EINPROGRESS, as Linux's
+ * blocking connect does. */
 HOOK_PUBLIC int connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
     struct co *co = hook__co;
@@ -424,27 +429,17 @@ HOOK_PUBLIC int connect(int fd, const struct sockaddr *addr, socklen_t len)
             return -1;
     }
     int r = REAL(connect)(fd, addr, len);
+    while (r < 0 && (errno == EINPROGRESS || errno == EALREADY)) {
+        if (hook__wait(co, fd, CO_WRITABLE, e->snd_ms) < 0) {
+            if (errno == EAGAIN)
+                errno = EINPROGRESS;
+            break;
+        }
+        r = REAL(connect)(fd, addr, len);
+    }
     int err = errno;
     if (!forced)
         REAL(fcntl)(fd, F_SETFL, fl);
-    if (r == 0)
-        return 0;
-    if (err != EINPROGRESS) {
-        errno = err;
-        return -1;
-    }
-    if (hook__wait(co, fd, CO_WRITABLE, e->snd_ms) < 0) {
-        if (errno == EAGAIN)
-            errno = EINPROGRESS;
-        return -1;
-    }
-    int soerr = 0;
-    socklen_t elen = sizeof soerr;
-    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &elen) < 0)
-        return -1;
-    if (soerr) {
-        errno = soerr;
-        return -1;
-    }
-    return 0;
+    errno = err;
+    return r;
 }

@@ -80,6 +80,8 @@ extern struct hook_libc hook__libc;
 #define HOOK_FD_POLLABLE 0x08 /* a socket, pipe, tty, eventfd...: can wait */
 #define HOOK_FD_NONBLOCK 0x10 /* the user's O_NONBLOCK */
 #define HOOK_FD_FORCED 0x20   /* O_NONBLOCK set by the hooks, not the user */
+#define HOOK_FD_SHARED                                                         \
+    0x40 /* dup'ed: O_NONBLOCK may change through another fd */
 
 struct hook_fd {
     uint8_t flags;
