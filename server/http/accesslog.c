@@ -54,15 +54,20 @@ void accesslog__init(struct http_server *srv)
     ev_unref(srv->hub->loop);
 }
 
-/* Copies s into out, escaping quotes, backslashes and control bytes so a
- * client cannot forge log lines. */
-static size_t accesslog_escape(char *out, size_t room, const char *s)
+/* Copies the len bytes at s into out, escaping quotes, backslashes and
+ * control bytes so a client cannot forge log lines. The length is explicit:
+ * a refused head is not NUL-terminated, and the pooled buffer behind it
+ * holds other clients' bytes. */
+static size_t accesslog_escape(char *out, size_t room, const char *s,
+                               size_t len)
 {
     size_t n = 0;
-    if (!s || !*s)
+    if (!s || !len) {
         s = "-";
-    for (; *s && n + 4 < room; s++) {
-        unsigned char ch = (unsigned char)*s;
+        len = 1;
+    }
+    for (size_t i = 0; i < len && n + 5 < room; i++) {
+        unsigned char ch = (unsigned char)s[i];
         if (ch == '"' || ch == '\\' || ch < 0x20 || ch >= 0x7f)
             n += (size_t)snprintf(out + n, room - n, "\\x%02X", ch);
         else
@@ -70,6 +75,18 @@ static size_t accesslog_escape(char *out, size_t room, const char *s)
     }
     out[n] = '\0';
     return n;
+}
+
+/* A header for the log: only from a head the front end accepted (whose
+ * slices are complete and NUL-terminated). */
+static const char *accesslog_header(co_request_t *req, const char *name)
+{
+    return req->error_reason ? NULL : co_req_header(req, name);
+}
+
+static size_t accesslog_len(const char *s)
+{
+    return s ? strlen(s) : 0;
 }
 
 void accesslog__request(co_request_t *req)
@@ -84,9 +101,12 @@ void accesslog__request(co_request_t *req)
     double secs = (double)(now.tv_sec - req->start_ts.tv_sec) +
                   (double)(now.tv_nsec - req->start_ts.tv_nsec) / 1e9;
     char target[1024], referer[512], agent[512];
-    accesslog_escape(target, sizeof target, req->target ? req->target : "");
-    accesslog_escape(referer, sizeof referer, co_req_header(req, "referer"));
-    accesslog_escape(agent, sizeof agent, co_req_header(req, "user-agent"));
+    const char *ref = accesslog_header(req, "referer");
+    const char *ua = accesslog_header(req, "user-agent");
+    accesslog_escape(target, sizeof target, req->target,
+                     req->target ? req->target_len : 0);
+    accesslog_escape(referer, sizeof referer, ref, accesslog_len(ref));
+    accesslog_escape(agent, sizeof agent, ua, accesslog_len(ua));
     char *p = srv->log_buf + srv->log_len;
     int n = snprintf(
         p, ACCESSLOG_LINE,
