@@ -176,6 +176,7 @@ bench: deps
 	$(Q)sh tests/bench/bench_hooks.sh
 	$(Q)sh tests/bench/bench_notes.sh
 	$(Q)sh tests/bench/bench_deploy.sh
+	$(Q)sh tests/bench/bench_bigfile.sh
 
 bench-core: deps
 	$(Q)$(MAKE) --no-print-directory $(BUILD)/bench-core
