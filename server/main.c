@@ -66,12 +66,12 @@ static void main_apps_stop(void *arg)
     app__fini_all(&w->table);
 }
 
-static int main_worker(void *arg, int ready_fd, char *slot)
+static int main_worker(void *arg, int ready_fd, struct watchdog_shared *slot)
 {
     struct main_worker_ctx *w = arg;
     w->ready_fd = ready_fd;
-    w->cfg.status_slot = slot;
-    w->cfg.status_slot_size = MASTER_SLOT_SIZE;
+    /* the hub publishes its heartbeat there, for the master's --timeout */
+    watchdog__set_shared(slot);
     /* Apps load here, in the worker, never in the master: a reload then
      * picks up the .so files as they are now, and a crashing init takes
      * down a worker, not the supervisor. */
@@ -163,6 +163,11 @@ static void main_usage(FILE *out)
         "its\n"
         "                              worker from its loop longer than T "
         "(100ms)\n"
+        "  --timeout T|off             a worker whose loop is blocked longer "
+        "than T\n"
+        "                              is killed and replaced, after its "
+        "backtrace\n"
+        "                              is logged (30s)\n"
         "  --no-hooks                  leave blocking libc calls (sleep, read,\n"
         "                              connect, poll, getaddrinfo...) blocking\n"
         "                              in apps instead of cooperative\n"
@@ -230,7 +235,8 @@ enum {
     OPT_JITTER,
     OPT_NOHOOKS,
     OPT_BLOCK,
-    OPT_SENDFILE
+    OPT_SENDFILE,
+    OPT_TIMEOUT
 };
 
 static const struct option main_options[] = {
@@ -260,6 +266,7 @@ static const struct option main_options[] = {
     {"no-hooks", no_argument, 0, OPT_NOHOOKS},
     {"block-threshold", required_argument, 0, OPT_BLOCK},
     {"sendfile-max-chunk", required_argument, 0, OPT_SENDFILE},
+    {"timeout", required_argument, 0, OPT_TIMEOUT},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0},
 };
@@ -298,6 +305,7 @@ int main(int argc, char **argv)
     int socket_mode = 0660;
     int hooks = 1;
     int64_t block_ms = 100;
+    int64_t timeout_ms = 30000;
     while ((opt = getopt_long(argc, argv, "h", main_options, NULL)) != -1) {
         switch (opt) {
         case OPT_LISTEN:
@@ -412,6 +420,13 @@ int main(int argc, char **argv)
                          "100ms or 1s, or off",
                          optarg);
             break;
+        case OPT_TIMEOUT:
+            if (strcmp(optarg, "off") == 0)
+                timeout_ms = 0;
+            else if (main_time(optarg, &timeout_ms))
+                MAIN_BAD("--timeout: '%s' is not a duration like 30s, or off",
+                         optarg);
+            break;
         case OPT_SENDFILE:
             if (main_size(optarg, &v) || fdio__set_sendfile_chunk(v) < 0)
                 MAIN_BAD("--sendfile-max-chunk: want 4K..1G, not '%s'", optarg);
@@ -430,6 +445,8 @@ int main(int argc, char **argv)
         cfg.max_url = cfg.max_head;
     hook__enabled = hooks;
     watchdog__set_threshold(block_ms);
+    watchdog__set_timeout(timeout_ms);
+    watchdog__set_crash_reports(1);
 
     if (strcmp(access, "off") == 0) {
         cfg.access_log = NULL;
@@ -470,6 +487,7 @@ int main(int argc, char **argv)
     wctx.ready_fd = -1;
     struct master_config mcfg = {.workers = workers,
                                  .graceful_ms = cfg.grace_ms,
+                                 .timeout_ms = timeout_ms,
                                  .worker_main = main_worker,
                                  .ctx = &wctx,
                                  .listen_fd = fd,

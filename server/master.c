@@ -27,6 +27,9 @@
 #define MASTER_BACKOFF_MAX 10000
 /* A reload gives up on new workers that are not ready in this time. */
 #define MASTER_READY_MS 30000
+/* --timeout: a blocked worker's own watchdog gets this long to log its
+ * backtrace before the master kills it anyway. */
+#define MASTER_REPORT_MS 1000
 
 enum worker_state { W_FREE, W_STARTING, W_READY, W_STOPPING };
 
@@ -37,6 +40,11 @@ struct worker {
     int ready_fd; /* read end of the worker's ready pipe */
     int64_t started_ms;
     int64_t kill_at; /* SIGKILL if still alive then (-1: none) */
+    /* --timeout: the hub's beat as last sampled, and since when */
+    uint64_t seen_beat;
+    int64_t seen_at;
+    int64_t report_by; /* blocked past the timeout: kill by then (-1) */
+    int timed_out;     /* killed for it */
     /* kept while the slot is free: */
     int64_t respawn_at;   /* start a worker in this slot then (-1: none) */
     unsigned start_fails; /* deaths before ready, in a row */
@@ -45,8 +53,8 @@ struct worker {
 static struct {
     const struct master_config *cfg;
     struct worker w[MASTER_MAX_WORKERS];
-    char *slots;     /* shared: MASTER_SLOT_SIZE per worker */
-    unsigned target; /* workers wanted */
+    struct watchdog_shared *slots; /* shared: one per worker slot */
+    unsigned target;               /* workers wanted */
     unsigned generation;
     int stopping; /* 0, or the signal that asked */
     int sigfd;
@@ -97,11 +105,9 @@ static void master_child(int index, int ready_wr)
     for (int i = 0; i < MASTER_MAX_WORKERS; i++)
         if (m.w[i].state != W_FREE && m.w[i].ready_fd >= 0)
             close(m.w[i].ready_fd);
-    char *slot = m.slots + (size_t)index * MASTER_SLOT_SIZE;
-    slot[0] = '\0';
     /* exit, not _exit: atexit handlers and stdio buffers are the worker's
      * own (main flushed stdout before forking) */
-    exit(m.cfg->worker_main(m.cfg->ctx, ready_wr, slot));
+    exit(m.cfg->worker_main(m.cfg->ctx, ready_wr, &m.slots[index]));
 }
 
 /* Starts a worker in slot i, or in the first free slot with no restart
@@ -123,6 +129,7 @@ static void master_spawn_in(int i)
         log_error("master: pipe: %s", strerror(errno));
         return;
     }
+    memset(&m.slots[i], 0, sizeof m.slots[i]);
     pid_t pid = fork();
     if (pid < 0) {
         log_error("master: fork: %s", strerror(errno));
@@ -141,6 +148,8 @@ static void master_spawn_in(int i)
                              .ready_fd = p[0],
                              .started_ms = master_now(),
                              .kill_at = -1,
+                             .seen_at = -1,
+                             .report_by = -1,
                              .respawn_at = -1,
                              .start_fails = m.w[i].start_fails};
     log_info("master: worker %d started (generation %u)", (int)pid,
@@ -179,18 +188,18 @@ static void master_finish_reload(void)
 static void master_reaped(int i, int status)
 {
     struct worker *w = &m.w[i];
-    char *slot = m.slots + (size_t)i * MASTER_SLOT_SIZE;
     /* A worker may serve (and die) before this loop read its ready byte:
      * its pipe, closed by its death, still holds the byte then. */
     char b;
     int never_ready = w->state == W_STARTING &&
                       !(w->ready_fd >= 0 && read(w->ready_fd, &b, 1) == 1);
     int expected = w->state == W_STOPPING || m.stopping;
+    /* what it was serving, the fault and the backtrace: the worker's own
+     * crash report, logged before it died */
     if (WIFSIGNALED(status))
-        log_error("master: worker %d killed by signal %d (%s)%s%s%s",
-                  (int)w->pid, WTERMSIG(status), strsignal(WTERMSIG(status)),
-                  slot[0] ? " while serving \"" : "", slot,
-                  slot[0] ? "\"" : "");
+        log_error("master: worker %d killed by signal %d (%s)%s", (int)w->pid,
+                  WTERMSIG(status), strsignal(WTERMSIG(status)),
+                  w->timed_out ? " for --timeout" : "");
     else if (WEXITSTATUS(status) != 0)
         log_warn("master: worker %d exited with status %d", (int)w->pid,
                  WEXITSTATUS(status));
@@ -208,7 +217,6 @@ static void master_reaped(int i, int status)
     if (!clean && m.stopping)
         m.failed = 1;
     w->state = W_FREE;
-    slot[0] = '\0';
     if (m.stopping || gen != m.generation)
         return;
     /* Recycled (--max-requests, exit 0) or crashed while serving: a new
@@ -267,6 +275,49 @@ static void master_refuse(void)
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
         close(fd);
     }
+}
+
+/* --timeout: a serving worker whose hub's beat stands still and even (not
+ * asleep in its poll) for the timeout is killed, once its watchdog has
+ * logged the backtrace (slot->reported) or MASTER_REPORT_MS later. Sets
+ * *wake to the next sample. */
+static void master_check_blocked(struct worker *w,
+                                 const struct watchdog_shared *slot,
+                                 int64_t now, int64_t *wake)
+{
+    int64_t timeout = m.cfg->timeout_ms;
+    if (timeout <= 0 || w->timed_out ||
+        (w->state != W_READY && w->state != W_STOPPING))
+        return;
+    uint64_t beat = __atomic_load_n(&slot->beat, __ATOMIC_ACQUIRE);
+    if (w->seen_at < 0 || beat != w->seen_beat || (beat & 1)) {
+        w->seen_beat = beat;
+        w->seen_at = now;
+        w->report_by = -1;
+    } else if (now - w->seen_at >= timeout) {
+        int reported =
+            __atomic_load_n(&slot->reported, __ATOMIC_ACQUIRE) == beat;
+        if (w->report_by < 0)
+            w->report_by = now + MASTER_REPORT_MS;
+        if (reported || now >= w->report_by) {
+            log_error("master: worker %d blocked for %.1f s (--timeout %.1f "
+                      "s): killed; it held %u requests%s",
+                      (int)w->pid, (double)(now - w->seen_at) / 1000,
+                      (double)timeout / 1000,
+                      __atomic_load_n(&slot->requests, __ATOMIC_RELAXED),
+                      reported ? "" : " (its watchdog logged no backtrace)");
+            kill(w->pid, SIGKILL);
+            w->timed_out = 1;
+            return;
+        }
+    }
+    /* a few samples per timeout: a block is seen by 1.125 timeouts */
+    int64_t step = timeout / 8;
+    step = step < 10 ? 10 : step > 250 ? 250 : step;
+    if (w->report_by >= 0 && w->report_by - now < step)
+        step = w->report_by - now > 1 ? w->report_by - now : 1;
+    if (*wake < 0 || now + step < *wake)
+        *wake = now + step;
 }
 
 static void master_reap(void)
@@ -353,7 +404,7 @@ int master__run(const struct master_config *cfg)
     m.listen_fd = cfg->listen_fd;
     for (int i = 0; i < MASTER_MAX_WORKERS; i++)
         m.w[i].respawn_at = -1;
-    m.slots = mmap(NULL, (size_t)MASTER_MAX_WORKERS * MASTER_SLOT_SIZE,
+    m.slots = mmap(NULL, MASTER_MAX_WORKERS * sizeof *m.slots,
                    PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (m.slots == MAP_FAILED) {
         log_error("master: mmap: %s", strerror(errno));
@@ -404,6 +455,7 @@ int master__run(const struct master_config *cfg)
             }
             if (w->kill_at >= 0 && (wake < 0 || w->kill_at < wake))
                 wake = w->kill_at;
+            master_check_blocked(w, &m.slots[i], now, &wake);
             if (w->state == W_STARTING && w->ready_fd >= 0) {
                 idx[n] = i;
                 pfd[n++] = (struct pollfd){.fd = w->ready_fd, .events = POLLIN};

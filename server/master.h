@@ -11,24 +11,33 @@
  * Signals, as gunicorn users expect: TERM/INT graceful stop, QUIT fast
  * stop, HUP zero-downtime reload (new workers first, then the old ones
  * drain), USR1 reopen log files, TTIN/TTOU one worker more/less. A worker
- * that dies is logged (signal, and the request it was serving) and
- * replaced at once; one that cannot start waits longer each time.
+ * that dies is logged (the worker itself logs its crash report: the
+ * request, the fault, the backtrace) and replaced at once; one that cannot
+ * start waits longer each time.
+ *
+ * --timeout (gunicorn's): each worker's hub publishes its heartbeat in a
+ * shared-memory slot (struct watchdog_shared). The master samples the
+ * slots in its loop; a serving worker whose beat stands still (and even:
+ * not asleep in its poll) for the timeout is killed with SIGKILL, once its
+ * own watchdog has logged the backtrace (at most a second later), and
+ * replaced at once. The master does the killing: a worker whose watchdog
+ * thread is stuck too (on a lock the hub holds) must still die.
  */
 #ifndef COSERVE_MASTER_H
 #define COSERVE_MASTER_H
 
 #include <stdint.h>
 
-/* Where a worker tells the master what it is doing, for crash reports. */
-#define MASTER_SLOT_SIZE 160
+#include "core/watchdog.h"
 
 struct master_config {
     unsigned workers;    /* how many to keep running */
     int64_t graceful_ms; /* a stopping worker gets this, then KILL */
+    int64_t timeout_ms;  /* a worker blocked this long is killed (0: off) */
     /* Runs in each forked worker; returns its exit status. It must write a
-     * byte to ready_fd once it serves, and keep `slot` (MASTER_SLOT_SIZE
-     * bytes of shared memory) naming the request in progress. */
-    int (*worker_main)(void *ctx, int ready_fd, char *slot);
+     * byte to ready_fd once it serves, and have its hub publish in `slot`
+     * (shared memory, zeroed: watchdog__set_shared). */
+    int (*worker_main)(void *ctx, int ready_fd, struct watchdog_shared *slot);
     void *ctx;
     /* The listening socket the workers share: the master closes it when a
      * stop begins (and before it returns), unless it came from systemd

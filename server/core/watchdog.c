@@ -3,12 +3,15 @@
 
 #include <errno.h>
 #include <execinfo.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <ucontext.h>
+#include <unistd.h>
 
 #include "core/coro.h"
 #include "core/hub.h"
@@ -27,6 +30,8 @@
 #define WATCHDOG_SHOW_FRAMES 24
 /* Keeps a report within one log line's buffer (log.c: 2048 bytes). */
 #define WATCHDOG_REPORT 1900
+/* How long a crashing thread waits for the watchdog thread's report. */
+#define WATCHDOG_CRASH_WAIT_MS 2000
 
 /* The capture handshake: the watchdog asks, the handler runs then is
  * done; a request nobody took in time is withdrawn (ASKED -> IDLE). */
@@ -37,14 +42,36 @@ enum { EPISODE_NONE, EPISODE_QUIET, EPISODE_LOGGED };
 static struct {
     pthread_mutex_t life; /* serializes starting and stopping the thread */
     pthread_mutex_t lock; /* the list, and every hub's watchdog-only part */
-    pthread_cond_t wake;
+    int wake_fd;          /* eventfd: a crash to report, or stop */
     pthread_t thread;
     int running, stop;
     struct watchdog_hub *hubs;
 } watchdog = {.life = PTHREAD_MUTEX_INITIALIZER,
-              .lock = PTHREAD_MUTEX_INITIALIZER};
+              .lock = PTHREAD_MUTEX_INITIALIZER,
+              .wake_fd = -1};
 
-static int64_t watchdog_threshold_ms;
+/* The crash handshake: the crashing thread captures, posts and waits; the
+ * watchdog thread logs. One crash per process: a second thread crashing
+ * meanwhile waits for the first report, then dies. */
+enum { CRASH_IDLE, CRASH_CAPTURING, CRASH_POSTED, CRASH_LOGGED };
+
+/* A crash, captured in the handler (static: no allocation there). */
+static struct {
+    int state;
+    int sig, code;
+    pid_t sender; /* for a signal sent by kill() */
+    void *addr, *pc;
+    int depth;
+    void *frames[WATCHDOG_FRAMES];
+    char what[WATCHDOG_WHAT];
+    char others[WATCHDOG_OTHERS];
+    unsigned nothers;
+    int on_hub;
+} watchdog_crash;
+
+static int64_t watchdog_threshold_ms, watchdog_timeout_ms;
+static int watchdog_crash_on;
+static struct watchdog_shared *watchdog_shared_next;
 static pthread_once_t watchdog_once = PTHREAD_ONCE_INIT;
 static int watchdog_install_err;
 static struct sigaction watchdog_prev;
@@ -52,6 +79,35 @@ static struct sigaction watchdog_prev;
 void watchdog__set_threshold(int64_t ms)
 {
     watchdog_threshold_ms = ms > 0 ? ms : 0;
+}
+
+void watchdog__set_timeout(int64_t ms)
+{
+    watchdog_timeout_ms = ms > 0 ? ms : 0;
+}
+
+void watchdog__set_shared(struct watchdog_shared *shared)
+{
+    watchdog_shared_next = shared;
+}
+
+void watchdog__set_crash_reports(int on)
+{
+    watchdog_crash_on = on;
+}
+
+void watchdog__set_requests_fn(struct hub *hub, watchdog_requests_fn fn,
+                               void *arg)
+{
+    hub->watchdog.requests_arg = arg;
+    hub->watchdog.requests = fn;
+}
+
+/* Whether hubs need the watchdog thread. */
+static int watchdog_wanted(void)
+{
+    return watchdog_threshold_ms > 0 || watchdog_timeout_ms > 0 ||
+           watchdog_crash_on;
 }
 
 /* ---- the hub's side: heartbeat and signal handler -------------------- */
@@ -62,7 +118,7 @@ static void watchdog_prepare_cb(struct ev_loop *loop, ev_prepare *p, int ev)
     (void)loop;
     (void)ev;
     struct watchdog_hub *w = list_entry(p, struct watchdog_hub, prepare);
-    watchdog__beat(w, (w->beat & 1) ? 2 : 1);
+    watchdog__beat(w, (*w->beatp & 1) ? 2 : 1);
 }
 
 /* After the poll, before any other callback: busy (even) again. */
@@ -71,7 +127,7 @@ static void watchdog_check_cb(struct ev_loop *loop, ev_check *c, int ev)
     (void)loop;
     (void)ev;
     struct watchdog_hub *w = list_entry(c, struct watchdog_hub, check);
-    watchdog__beat(w, (w->beat & 1) ? 1 : 2);
+    watchdog__beat(w, (*w->beatp & 1) ? 1 : 2);
 }
 
 /* Appends s to buf (n bytes used of len), NUL-terminated, printable only.
@@ -100,6 +156,16 @@ static size_t watchdog_put_co(char *buf, size_t len, size_t n,
     while ((v /= 10) && i > 0);
     n = watchdog_put(buf, len, n, "co-");
     return watchdog_put(buf, len, n, id + i);
+}
+
+/* The coroutine whose request co works for: co, or its nearest ancestor
+ * with a description (a child it spawned runs for it). */
+static const struct co *watchdog_owner(const struct co *co)
+{
+    const struct co *owner = co;
+    for (int depth = 0; owner && !owner->describe && depth < 16; depth++)
+        owner = owner->parent;
+    return owner && owner->describe ? owner : co;
 }
 
 /* What the hub is running, from the signal handler: the coroutine's own
@@ -173,12 +239,15 @@ static void watchdog_on_signal(int sig, siginfo_t *si, void *uctx)
     }
     /* The hub may have moved on since the watchdog looked; then the stack
      * is no longer the blocked one (and may be mid-switch). */
-    if (__atomic_load_n(&w->beat, __ATOMIC_RELAXED) != w->capture_beat) {
+    if (__atomic_load_n(w->beatp, __ATOMIC_RELAXED) != w->capture_beat) {
         w->stale = 1;
     } else {
         w->pc = watchdog_pc(uctx);
         w->depth = backtrace(w->frames, WATCHDOG_FRAMES);
         watchdog_describe(hub->current, w->what, sizeof w->what);
+        if (w->want_others && w->requests)
+            w->requests(w->requests_arg, watchdog_owner(hub->current),
+                        w->others, sizeof w->others, &w->nothers);
     }
     __atomic_store_n(&w->state, CAP_DONE, __ATOMIC_RELEASE);
     errno = saved_errno;
@@ -203,10 +272,11 @@ static void watchdog_sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-/* Asks the hub's thread for a backtrace of the blocked code. Returns 0
- * when the handler answered (w->stale says whether it found the hub still
- * blocked), -1 when it did not in time. */
-static int watchdog_capture(struct watchdog_hub *w, uint64_t beat)
+/* Asks the hub's thread for a backtrace of the blocked code (and, with
+ * others, the list of the other requests). Returns 0 when the handler
+ * answered (w->stale says whether it found the hub still blocked), -1 when
+ * it did not in time. */
+static int watchdog_capture(struct watchdog_hub *w, uint64_t beat, int others)
 {
     /* A handler that answered after we gave up is done with the buffers
      * now; one still running keeps them: no capture this time. */
@@ -220,6 +290,9 @@ static int watchdog_capture(struct watchdog_hub *w, uint64_t beat)
     w->depth = 0;
     w->pc = NULL;
     w->what[0] = '\0';
+    w->want_others = others;
+    w->others[0] = '\0';
+    w->nothers = 0;
     __atomic_store_n(&w->state, CAP_ASKED, __ATOMIC_RELEASE);
     if (pthread_kill(w->thread, WATCHDOG_SIGNAL) != 0) {
         __atomic_store_n(&w->state, CAP_IDLE, __ATOMIC_RELEASE);
@@ -231,7 +304,10 @@ static int watchdog_capture(struct watchdog_hub *w, uint64_t beat)
             return 0;
         }
         int asked = CAP_ASKED;
-        if (waited >= WATCHDOG_CAPTURE_MS &&
+        /* a crashing thread blocks our signal and waits for its report */
+        int crash = __atomic_load_n(&watchdog_crash.state, __ATOMIC_ACQUIRE) ==
+                    CRASH_POSTED;
+        if ((crash || waited >= WATCHDOG_CAPTURE_MS) &&
             __atomic_compare_exchange_n(&w->state, &asked, CAP_IDLE, 0,
                                         __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
             return -1; /* never delivered (the signal blocked?) */
@@ -240,14 +316,14 @@ static int watchdog_capture(struct watchdog_hub *w, uint64_t beat)
     return -1;
 }
 
-/* The first frame of the blocked code: the interrupted instruction, found
- * below the handler's own frames and the signal trampoline. */
-static int watchdog_first_frame(const struct watchdog_hub *w)
+/* The first frame of the interrupted code: the interrupted instruction,
+ * found below the handler's own frames and the signal trampoline. */
+static int watchdog_first_frame(void *const *frames, int depth, const void *pc)
 {
-    for (int i = 0; w->pc && i < w->depth; i++)
-        if (w->frames[i] == w->pc)
+    for (int i = 0; pc && i < depth; i++)
+        if (frames[i] == pc)
             return i;
-    return w->depth > 2 ? 2 : w->depth;
+    return depth > 2 ? 2 : depth;
 }
 
 /* Appends printf output to msg (n bytes used), never past its end. */
@@ -268,12 +344,30 @@ static size_t watchdog_addf(char *msg, size_t n, const char *fmt, ...)
     return n < WATCHDOG_REPORT ? n : WATCHDOG_REPORT - 1;
 }
 
+/* Appends "; backtrace:" and the named frames from the interrupted one. */
+static size_t watchdog_add_frames(char *msg, size_t n, void *const *frames,
+                                  int depth, const void *pc)
+{
+    n = watchdog_addf(msg, n, "; backtrace:");
+    int first = watchdog_first_frame(frames, depth, pc);
+    for (int i = first; i < depth; i++) {
+        if (i - first == WATCHDOG_SHOW_FRAMES) {
+            n = watchdog_addf(msg, n, "\n    ... %d more frames", depth - i);
+            break;
+        }
+        char frame[256];
+        symtab__format(frames[i], i > first, frame, sizeof frame);
+        n = watchdog_addf(msg, n, "\n    #%-2d %s", i - first, frame);
+    }
+    return n;
+}
+
 /* Logs one warning: how long, what (app and request), the backtrace. */
 static void watchdog_report(struct watchdog_hub *w, uint64_t beat,
                             int64_t blocked_ms)
 {
     char msg[WATCHDOG_REPORT];
-    int captured = watchdog_capture(w, beat) == 0 && !w->stale;
+    int captured = watchdog_capture(w, beat, 0) == 0 && !w->stale;
     snprintf(w->episode_what, sizeof w->episode_what, "%s",
              captured && w->what[0] ? w->what : "(unknown)");
     size_t n = watchdog_addf(msg, 0,
@@ -293,25 +387,43 @@ static void watchdog_report(struct watchdog_hub *w, uint64_t beat,
         log_warn("%s", msg);
         return;
     }
-    n = watchdog_addf(msg, n, "; backtrace:");
-    int first = watchdog_first_frame(w);
-    for (int i = first; i < w->depth; i++) {
-        if (i - first == WATCHDOG_SHOW_FRAMES) {
-            n = watchdog_addf(msg, n, "\n    ... %d more frames", w->depth - i);
-            break;
-        }
-        char frame[256];
-        symtab__format(w->frames[i], i > first, frame, sizeof frame);
-        n = watchdog_addf(msg, n, "\n    #%-2d %s", i - first, frame);
-    }
+    watchdog_add_frames(msg, n, w->frames, w->depth, w->pc);
     log_warn("%s", msg);
 }
 
+/* The last report of a hub blocked past --timeout: its supervisor kills
+ * the process next (as soon as `reported` says this is logged). */
+static void watchdog_report_timeout(struct watchdog_hub *w, uint64_t beat,
+                                    int64_t blocked_ms)
+{
+    char msg[WATCHDOG_REPORT];
+    int captured = watchdog_capture(w, beat, 1) == 0 && !w->stale;
+    unsigned held = __atomic_load_n(&w->shared->requests, __ATOMIC_RELAXED);
+    size_t n = watchdog_addf(
+        msg, 0,
+        "hub blocked for %lld ms, past --timeout (%lld ms), in %s: the "
+        "master kills this worker, with the %u requests it holds",
+        (long long)blocked_ms, (long long)watchdog_timeout_ms,
+        captured && w->what[0] ? w->what : "(unknown)", held);
+    if (!captured) {
+        watchdog_addf(msg, n, "; no backtrace: %s",
+                      w->stale ? "the hub moved on first"
+                               : "its thread did not answer the signal");
+    } else {
+        if (w->nothers)
+            n = watchdog_addf(msg, n, " (cut short with it: %s)", w->others);
+        watchdog_add_frames(msg, n, w->frames, w->depth, w->pc);
+    }
+    log_error("%s", msg);
+    __atomic_store_n(&w->shared->reported, beat, __ATOMIC_RELEASE);
+}
+
 /* One look at one hub: a beat unchanged and even for the threshold is a
- * blocked episode, reported once (rate-limited); a change ends it. */
+ * blocked episode, reported once (rate-limited); a change ends it. Past
+ * --timeout, a published hub gets its last report. */
 static void watchdog_check(struct watchdog_hub *w, int64_t now)
 {
-    uint64_t beat = __atomic_load_n(&w->beat, __ATOMIC_RELAXED);
+    uint64_t beat = __atomic_load_n(w->beatp, __ATOMIC_RELAXED);
     if (beat != w->seen_beat || (beat & 1)) {
         if (w->episode == EPISODE_LOGGED)
             log_warn("hub unblocked after %lld ms: %s",
@@ -321,7 +433,14 @@ static void watchdog_check(struct watchdog_hub *w, int64_t now)
         w->seen_at = now;
         return;
     }
-    if (w->episode != EPISODE_NONE || now - w->seen_at < watchdog_threshold_ms)
+    if (watchdog_timeout_ms > 0 && w->shared && w->timeout_beat != beat &&
+        now - w->seen_at >= watchdog_timeout_ms) {
+        w->timeout_beat = beat;
+        watchdog_report_timeout(w, beat, now - w->seen_at);
+        return;
+    }
+    if (watchdog_threshold_ms <= 0 || w->episode != EPISODE_NONE ||
+        now - w->seen_at < watchdog_threshold_ms)
         return;
     __atomic_add_fetch(&w->episodes, 1, __ATOMIC_RELAXED);
     if (w->warned && now - w->warned_at < WATCHDOG_RATE_MS) {
@@ -337,25 +456,252 @@ static void watchdog_check(struct watchdog_hub *w, int64_t now)
     w->quiet = 0;
 }
 
-/* A few looks per threshold: a block is seen between 1 and 1.25
- * thresholds after it began. */
+/* A few looks per threshold (a block is seen between 1 and 1.25
+ * thresholds after it began), and per timeout. */
 static int64_t watchdog_tick_ms(void)
 {
-    int64_t t = watchdog_threshold_ms / 4;
-    return t < 1 ? 1 : t > 250 ? 250 : t;
+    int64_t t = 250;
+    if (watchdog_threshold_ms > 0 && watchdog_threshold_ms / 4 < t)
+        t = watchdog_threshold_ms / 4;
+    if (watchdog_timeout_ms > 0 && watchdog_timeout_ms / 8 < t)
+        t = watchdog_timeout_ms / 8;
+    return t < 1 ? 1 : t;
 }
+
+/* ---- crash reports --------------------------------------------------- */
+
+static const char *watchdog_signame(int sig)
+{
+    switch (sig) {
+    case SIGSEGV:
+        return "SIGSEGV";
+    case SIGBUS:
+        return "SIGBUS";
+    case SIGFPE:
+        return "SIGFPE";
+    case SIGILL:
+        return "SIGILL";
+    case SIGABRT:
+        return "SIGABRT";
+    default:
+        return "signal";
+    }
+}
+
+/* What si_code says about the fault, or NULL. */
+static const char *watchdog_sigcode(int sig, int code)
+{
+    if (code == SI_USER)
+        return "sent by kill()";
+    if (code == SI_TKILL)
+        return sig == SIGABRT ? "abort() or raise()" : "sent by tgkill()";
+    if (code <= 0)
+        return "sent by another process or thread";
+    switch (sig) {
+    case SIGSEGV:
+        return code == SEGV_MAPERR   ? "address not mapped"
+               : code == SEGV_ACCERR ? "access not permitted"
+                                     : NULL;
+    case SIGBUS:
+        return code == BUS_ADRALN   ? "misaligned address"
+               : code == BUS_ADRERR ? "nonexistent physical address"
+               : code == BUS_OBJERR ? "object error (a truncated file?)"
+                                    : NULL;
+    case SIGFPE:
+        return code == FPE_INTDIV   ? "integer divide by zero"
+               : code == FPE_INTOVF ? "integer overflow"
+                                    : "floating-point exception";
+    case SIGILL:
+        return "illegal instruction";
+    }
+    return NULL;
+}
+
+/* Logs the captured crash, named: on the watchdog thread. */
+static void watchdog_report_crash(void)
+{
+    char msg[WATCHDOG_REPORT];
+    const char *code =
+        watchdog_sigcode(watchdog_crash.sig, watchdog_crash.code);
+    size_t n =
+        watchdog_addf(msg, 0, "crash: signal %d (%s%s%s)", watchdog_crash.sig,
+                      watchdog_signame(watchdog_crash.sig), code ? ", " : "",
+                      code ? code : "");
+    if (watchdog_crash.code > 0)
+        n = watchdog_addf(msg, n, " at address 0x%lx",
+                          (unsigned long)(uintptr_t)watchdog_crash.addr);
+    else if (watchdog_crash.code == SI_USER)
+        n = watchdog_addf(msg, n, " from pid %d", (int)watchdog_crash.sender);
+    n = watchdog_addf(msg, n, " in %s", watchdog_crash.what);
+    watchdog_add_frames(msg, n, watchdog_crash.frames, watchdog_crash.depth,
+                        watchdog_crash.pc);
+    log_error("%s", msg);
+    if (watchdog_crash.nothers)
+        log_error("crash: %u other requests cut short: %s",
+                  watchdog_crash.nothers, watchdog_crash.others);
+    else if (watchdog_crash.on_hub)
+        log_error("crash: no other request was in flight on this worker");
+}
+
+/* The async-signal-safe pieces of the raw report. */
+static size_t watchdog_put_num(char *buf, size_t len, size_t n, uint64_t v,
+                               unsigned base)
+{
+    char d[24];
+    size_t i = sizeof d;
+    d[--i] = '\0';
+    do
+        d[--i] = "0123456789abcdef"[v % base];
+    while ((v /= base) && i > 0);
+    if (base == 16)
+        n = watchdog_put(buf, len, n, "0x");
+    return watchdog_put(buf, len, n, d + i);
+}
+
+static void watchdog_write(const char *s, size_t n)
+{
+    while (n) {
+        ssize_t w = write(STDERR_FILENO, s, n);
+        if (w <= 0)
+            return;
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+/* The report without the watchdog thread: no names, raw addresses (each
+ * frame as its object+offset, for addr2line), async-signal-safe only. */
+static void watchdog_report_crash_raw(void)
+{
+    static char line[WATCHDOG_OTHERS + 512];
+    size_t n = watchdog_put(line, sizeof line, 0, "coserve[");
+    n = watchdog_put_num(line, sizeof line, n, (uint64_t)getpid(), 10);
+    n = watchdog_put(line, sizeof line, n, "] error: crash: signal ");
+    n = watchdog_put_num(line, sizeof line, n, (uint64_t)watchdog_crash.sig,
+                         10);
+    n = watchdog_put(line, sizeof line, n, " (");
+    n = watchdog_put(line, sizeof line, n,
+                     watchdog_signame(watchdog_crash.sig));
+    const char *code =
+        watchdog_sigcode(watchdog_crash.sig, watchdog_crash.code);
+    if (code) {
+        n = watchdog_put(line, sizeof line, n, ", ");
+        n = watchdog_put(line, sizeof line, n, code);
+    }
+    n = watchdog_put(line, sizeof line, n, ")");
+    if (watchdog_crash.code > 0) {
+        n = watchdog_put(line, sizeof line, n, " at address ");
+        n = watchdog_put_num(line, sizeof line, n,
+                             (uint64_t)(uintptr_t)watchdog_crash.addr, 16);
+    }
+    n = watchdog_put(line, sizeof line, n, " in ");
+    n = watchdog_put(line, sizeof line, n, watchdog_crash.what);
+    n = watchdog_put(line, sizeof line, n,
+                     "; raw backtrace (no watchdog thread answered):\n");
+    watchdog_write(line, n);
+    int first = watchdog_first_frame(watchdog_crash.frames,
+                                     watchdog_crash.depth, watchdog_crash.pc);
+    backtrace_symbols_fd(watchdog_crash.frames + first,
+                         watchdog_crash.depth - first, STDERR_FILENO);
+    if (watchdog_crash.nothers) {
+        n = watchdog_put(line, sizeof line, 0, "coserve[");
+        n = watchdog_put_num(line, sizeof line, n, (uint64_t)getpid(), 10);
+        n = watchdog_put(line, sizeof line, n, "] error: crash: ");
+        n = watchdog_put_num(line, sizeof line, n, watchdog_crash.nothers, 10);
+        n = watchdog_put(line, sizeof line, n, " other requests cut short: ");
+        n = watchdog_put(line, sizeof line, n, watchdog_crash.others);
+        n = watchdog_put(line, sizeof line, n, "\n");
+        watchdog_write(line, n);
+    }
+}
+
+void watchdog__crash(int sig, siginfo_t *si, void *uctx)
+{
+    int idle = CRASH_IDLE;
+    if (!__atomic_compare_exchange_n(&watchdog_crash.state, &idle,
+                                     CRASH_CAPTURING, 0, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE)) {
+        /* another thread crashed first: let its report out, then die */
+        for (int i = 0; i < WATCHDOG_CRASH_WAIT_MS + 500 &&
+                        __atomic_load_n(&watchdog_crash.state,
+                                        __ATOMIC_ACQUIRE) != CRASH_LOGGED;
+             i++)
+            watchdog_sleep_ms(1);
+        return;
+    }
+    struct hub *hub = hub__self;
+    watchdog_crash.sig = sig;
+    watchdog_crash.code = si->si_code;
+    watchdog_crash.sender = si->si_pid;
+    watchdog_crash.addr = si->si_addr;
+    watchdog_crash.pc = watchdog_pc(uctx);
+    watchdog_crash.depth = backtrace(watchdog_crash.frames, WATCHDOG_FRAMES);
+    watchdog_crash.on_hub = hub != NULL;
+    if (hub)
+        watchdog_describe(hub->current, watchdog_crash.what,
+                          sizeof watchdog_crash.what);
+    else
+        watchdog_put(watchdog_crash.what, sizeof watchdog_crash.what, 0,
+                     "a thread that runs no hub (an offload or library "
+                     "thread)");
+    /* Last, the riskiest: walking the http layer's lists. A fault in here
+     * kills the process at once (the signal is blocked in its handler). */
+    if (hub && hub->watchdog.requests)
+        hub->watchdog.requests(
+            hub->watchdog.requests_arg, watchdog_owner(hub->current),
+            watchdog_crash.others, sizeof watchdog_crash.others,
+            &watchdog_crash.nothers);
+    int fd = watchdog.wake_fd;
+    int thread = __atomic_load_n(&watchdog.running, __ATOMIC_ACQUIRE) &&
+                 fd >= 0 && !pthread_equal(pthread_self(), watchdog.thread);
+    __atomic_store_n(&watchdog_crash.state, CRASH_POSTED, __ATOMIC_RELEASE);
+    if (thread) {
+        uint64_t one = 1;
+        ssize_t w = write(fd, &one, sizeof one);
+        (void)w;
+        for (int i = 0; i < WATCHDOG_CRASH_WAIT_MS &&
+                        __atomic_load_n(&watchdog_crash.state,
+                                        __ATOMIC_ACQUIRE) != CRASH_LOGGED;
+             i++)
+            watchdog_sleep_ms(1);
+    }
+    /* Not logged in time (not posted, or stuck formatting: inside a lock
+     * the crashed code held?): raw addresses, written from here. */
+    if (__atomic_exchange_n(&watchdog_crash.state, CRASH_LOGGED,
+                            __ATOMIC_ACQ_REL) != CRASH_LOGGED)
+        watchdog_report_crash_raw();
+}
+
+/* On the watchdog thread: a posted crash, if any, is logged. Claims it
+ * first (POSTED -> CAPTURING): the crashing thread writes its raw report
+ * only if this one is not out when its wait ends. */
+static void watchdog_take_crash(void)
+{
+    int posted = CRASH_POSTED;
+    if (!__atomic_compare_exchange_n(&watchdog_crash.state, &posted,
+                                     CRASH_CAPTURING, 0, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE))
+        return;
+    watchdog_report_crash();
+    __atomic_store_n(&watchdog_crash.state, CRASH_LOGGED, __ATOMIC_RELEASE);
+}
+
+/* ---- the thread ------------------------------------------------------ */
 
 static void *watchdog_main(void *arg)
 {
     (void)arg;
     pthread_mutex_lock(&watchdog.lock);
     while (!watchdog.stop) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        int64_t ns = ts.tv_nsec + watchdog_tick_ms() * 1000000;
-        ts.tv_sec += (time_t)(ns / 1000000000);
-        ts.tv_nsec = (long)(ns % 1000000000);
-        pthread_cond_timedwait(&watchdog.wake, &watchdog.lock, &ts);
+        pthread_mutex_unlock(&watchdog.lock);
+        struct pollfd p = {.fd = watchdog.wake_fd, .events = POLLIN};
+        if (poll(&p, 1, (int)watchdog_tick_ms()) > 0) {
+            uint64_t v;
+            ssize_t r = read(watchdog.wake_fd, &v, sizeof v);
+            (void)r;
+        }
+        watchdog_take_crash();
+        pthread_mutex_lock(&watchdog.lock);
         if (watchdog.stop)
             break;
         int64_t now = co_now();
@@ -369,11 +715,9 @@ static void *watchdog_main(void *arg)
 /* Starts the thread with every signal blocked: signals are for the hubs. */
 static int watchdog_start(void)
 {
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&watchdog.wake, &attr);
-    pthread_condattr_destroy(&attr);
+    watchdog.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (watchdog.wake_fd < 0)
+        return -1;
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -381,12 +725,13 @@ static int watchdog_start(void)
     int rc = pthread_create(&watchdog.thread, NULL, watchdog_main, NULL);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc) {
-        pthread_cond_destroy(&watchdog.wake);
+        close(watchdog.wake_fd);
+        watchdog.wake_fd = -1;
         errno = rc;
         return -1;
     }
     pthread_setname_np(watchdog.thread, "coserve-watch");
-    watchdog.running = 1;
+    __atomic_store_n(&watchdog.running, 1, __ATOMIC_RELEASE);
     return 0;
 }
 
@@ -395,7 +740,15 @@ static int watchdog_start(void)
 int watchdog__hub_init(struct hub *hub)
 {
     struct watchdog_hub *w = &hub->watchdog;
-    if (watchdog_threshold_ms <= 0)
+    w->beatp = &w->beat;
+    if (watchdog_shared_next) {
+        w->shared = watchdog_shared_next;
+        watchdog_shared_next = NULL;
+        w->beatp = &w->shared->beat;
+        w->timeout_beat =
+            __atomic_load_n(&w->shared->reported, __ATOMIC_RELAXED);
+    }
+    if (!watchdog_wanted())
         return 0;
     pthread_once(&watchdog_once, watchdog_install);
     if (watchdog_install_err) {
@@ -411,7 +764,7 @@ int watchdog__hub_init(struct hub *hub)
     pthread_mutex_lock(&watchdog.lock);
     int rc = watchdog.running ? 0 : watchdog_start();
     if (rc == 0) {
-        w->seen_beat = __atomic_load_n(&w->beat, __ATOMIC_RELAXED);
+        w->seen_beat = __atomic_load_n(w->beatp, __ATOMIC_RELAXED);
         w->seen_at = co_now();
         w->next = watchdog.hubs;
         watchdog.hubs = w;
@@ -439,6 +792,12 @@ int watchdog__hub_init(struct hub *hub)
 void watchdog__hub_fini(struct hub *hub)
 {
     struct watchdog_hub *w = &hub->watchdog;
+    if (w->shared) {
+        /* odd for good: what runs after the hub is not a blocked hub */
+        __atomic_store_n(&w->shared->beat, w->shared->beat | 1,
+                         __ATOMIC_RELAXED);
+        __atomic_store_n(&w->shared->requests, 0, __ATOMIC_RELAXED);
+    }
     if (!w->on)
         return;
     pthread_mutex_lock(&watchdog.life);
@@ -452,13 +811,16 @@ void watchdog__hub_fini(struct hub *hub)
     int last = watchdog.hubs == NULL;
     if (last) {
         watchdog.stop = 1;
-        pthread_cond_signal(&watchdog.wake);
+        uint64_t one = 1;
+        ssize_t wr = write(watchdog.wake_fd, &one, sizeof one);
+        (void)wr;
     }
     pthread_mutex_unlock(&watchdog.lock);
     if (last) {
         pthread_join(watchdog.thread, NULL);
-        pthread_cond_destroy(&watchdog.wake);
-        watchdog.running = 0;
+        __atomic_store_n(&watchdog.running, 0, __ATOMIC_RELEASE);
+        close(watchdog.wake_fd);
+        watchdog.wake_fd = -1;
         symtab__reset();
     }
     pthread_mutex_unlock(&watchdog.life);

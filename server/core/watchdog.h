@@ -21,42 +21,84 @@
  *
  * The signal interrupts the blocked call: a nanosleep or poll that it
  * interrupts returns EINTR early, once per episode, as with any signal.
+ *
+ * --timeout: a hub can publish its heartbeat in shared memory (struct
+ * watchdog_shared) for a supervisor in another process, which kills the
+ * process when the beat stands still too long (master.c). Before that,
+ * the watchdog logs a last report at the timeout: the backtrace, the
+ * request running and every other request the process holds, then marks
+ * the episode reported so the supervisor need not wait longer.
+ *
+ * Crash reports: overflow.c's handler for fatal signals (SIGSEGV, SIGBUS,
+ * SIGFPE, SIGILL, SIGABRT) calls watchdog__crash(), which records the
+ * signal, the fault address, the backtrace, the running coroutine's request
+ * and the other requests in flight into static buffers, wakes the watchdog
+ * thread to name the frames and log the report, and waits for it a bounded
+ * time (the fault may have happened inside malloc, which the formatting
+ * needs): past that, it writes raw addresses itself (backtrace_symbols_fd).
  */
 #ifndef COSERVE_CORE_WATCHDOG_H
 #define COSERVE_CORE_WATCHDOG_H
 
 #include <ev.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define WATCHDOG_FRAMES 64
 #define WATCHDOG_WHAT 256
+#define WATCHDOG_OTHERS 1024
 
 struct hub;
+struct co;
+
+/* Lists the requests a hub's coroutines serve, all but skip's, into buf
+ * ("; " between them, cut to fit, NUL-terminated); sets *count to how many
+ * there are. Runs in a signal handler on the hub's thread while the hub is
+ * stopped: it may only read memory and copy bytes. Returns the length. */
+typedef size_t (*watchdog_requests_fn)(void *arg, const struct co *skip,
+                                       char *buf, size_t len, unsigned *count);
+
+/* What a hub publishes for a supervisor in another process (a shared
+ * mapping): the supervisor reads it, only the hub's process writes it. */
+struct watchdog_shared {
+    uint64_t beat;     /* the heartbeat: odd while polling, or once gone */
+    uint64_t reported; /* the beat whose --timeout report is logged */
+    uint32_t requests; /* requests in flight (watchdog__requests) */
+};
 
 /* The watchdog's part of a hub (embedded in struct hub). */
 struct watchdog_hub {
-    uint64_t beat; /* the heartbeat: odd while the loop polls */
-    int on;        /* registered with the watchdog thread */
+    uint64_t *beatp; /* the heartbeat: &beat, or the shared one */
+    uint64_t beat;
+    struct watchdog_shared *shared; /* NULL unless published */
+    int on;                         /* registered with the watchdog thread */
     pthread_t thread;
     ev_prepare prepare;
     ev_check check;
+    watchdog_requests_fn requests; /* the layer above's, or NULL */
+    void *requests_arg;
     /* A capture: requested by the watchdog, filled by the signal handler
      * on the hub's thread (state guards the rest). */
     int state;
     uint64_t capture_beat; /* the stalled beat the watchdog saw */
     int stale;             /* the hub had moved on when the signal came */
+    int want_others;       /* list the other requests too */
     int depth;
     void *pc; /* the interrupted instruction, or NULL if unknown */
     void *frames[WATCHDOG_FRAMES];
     char what[WATCHDOG_WHAT];
+    char others[WATCHDOG_OTHERS];
+    unsigned nothers;
     /* Only the watchdog thread touches these. */
     uint64_t seen_beat;
     int64_t seen_at; /* when seen_beat was first seen (monotonic ms) */
     int episode;     /* 0, or how the current episode was reported */
     int warned;      /* a warning was logged, at warned_at */
     int64_t warned_at;
-    uint64_t quiet; /* episodes not logged since the last warning */
+    uint64_t quiet;        /* episodes not logged since the last warning */
+    uint64_t timeout_beat; /* the beat last reported at --timeout */
     char episode_what[WATCHDOG_WHAT];
     struct watchdog_hub *next; /* the watchdog's list */
     /* Counters, for metrics: read with __atomic_load_n. */
@@ -65,8 +107,27 @@ struct watchdog_hub {
 };
 
 /* Sets the threshold in ms for hubs created from now on; 0 (the library's
- * default) turns the watchdog off. */
+ * default) turns the block warnings off. */
 void watchdog__set_threshold(int64_t ms);
+
+/* Sets --timeout in ms (0: off): a hub that publishes its heartbeat
+ * (watchdog__set_shared) and stays blocked this long gets a last report,
+ * "being killed", before its supervisor kills the process. */
+void watchdog__set_timeout(int64_t ms);
+
+/* The next hub created publishes its heartbeat and request count in
+ * shared (which must outlive it). For a worker process's one hub. */
+void watchdog__set_shared(struct watchdog_shared *shared);
+
+/* Turns symbolized crash reports on (off by default): the watchdog thread
+ * then runs while a hub exists even with no threshold and no timeout.
+ * Without it, a crash report is written with raw addresses. */
+void watchdog__set_crash_reports(int on);
+
+/* Lets the watchdog list the requests in flight on hub (in --timeout and
+ * crash reports). fn NULL: none. Call on the hub's thread. */
+void watchdog__set_requests_fn(struct hub *hub, watchdog_requests_fn fn,
+                               void *arg);
 
 /* Called by hub__create on the hub's thread: starts the heartbeat watchers
  * and registers the hub with the watchdog thread (started on first use).
@@ -75,14 +136,29 @@ int watchdog__hub_init(struct hub *hub);
 
 /* Unregisters the hub (waiting for a report in progress) and stops its
  * watchers; the last hub out stops the watchdog thread. Logs how many
- * blocked episodes the hub had, if any. */
+ * blocked episodes the hub had, if any. A published beat turns odd for
+ * good: a process past its hub is not blocked. */
 void watchdog__hub_fini(struct hub *hub);
 
+/* From a fatal signal's handler (overflow.c), on the crashing thread:
+ * records the crash and has it reported (see above); returns once the
+ * report is out, or abandoned. The caller then lets the signal kill. */
+void watchdog__crash(int sig, siginfo_t *si, void *uctx);
+
 /* One step of the heartbeat: the hub switches into or out of a coroutine.
- * Only the hub's thread writes beat; the watchdog reads it. */
+ * Only the hub's thread writes the beat; the watchdog reads it. */
 static inline void watchdog__beat(struct watchdog_hub *w, uint64_t step)
 {
-    __atomic_store_n(&w->beat, w->beat + step, __ATOMIC_RELAXED);
+    uint64_t *b = w->beatp;
+    __atomic_store_n(b, *b + step, __ATOMIC_RELAXED);
+}
+
+/* Publishes how many requests the hub holds (for the supervisor's kill
+ * line); nothing when the hub publishes nothing. */
+static inline void watchdog__requests(struct watchdog_hub *w, unsigned n)
+{
+    if (w->shared)
+        __atomic_store_n(&w->shared->requests, n, __ATOMIC_RELAXED);
 }
 
 #endif

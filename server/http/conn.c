@@ -227,7 +227,7 @@ static void conn_route(co_request_t *req)
 
 /* Copies parts one after another into dst (size bytes), cut to fit and
  * NUL-terminated; returns the length. Plain copies, no formatting: it runs
- * per request, and in the watchdog's signal handler. */
+ * in the watchdog's and the crash report's signal handlers. */
 static size_t conn_join(char *dst, size_t size, const char *const *parts,
                         size_t nparts)
 {
@@ -243,18 +243,6 @@ static size_t conn_join(char *dst, size_t size, const char *const *parts,
     return n;
 }
 
-/* Tells the master which request this worker serves, so a crash report
- * can name it. Plain copies into shared memory: no formatting per request. */
-static void conn_status(struct conn *c, co_request_t *req)
-{
-    char *slot = c->srv->cfg.status_slot;
-    if (!slot)
-        return;
-    const char *parts[] = {req->route->name, " ", req->method, " ",
-                           req->target};
-    conn_join(slot, c->srv->cfg.status_slot_size, parts, 5);
-}
-
 /* Names the request a coroutine serves when the watchdog finds the hub
  * blocked: "app NAME: METHOD TARGET". Runs in a signal handler while the
  * request's coroutine is stopped, so the request cannot change under it. */
@@ -268,6 +256,34 @@ static size_t conn_describe(void *arg, char *buf, size_t len)
                            " ",
                            req->target ? req->target : "-"};
     return len ? conn_join(buf, len, parts, 6) : 0;
+}
+
+size_t conn__list_requests(void *arg, const struct co *skip, char *buf,
+                           size_t len, unsigned *count)
+{
+    struct http_server *srv = arg;
+    size_t n = 0;
+    unsigned k = 0, steps = 0;
+    buf[0] = '\0';
+    /* at most as many links as there are connections: the lists may be
+     * half-updated where the signal came */
+    for (struct list *l = srv->conns.next;
+         l != &srv->conns && steps <= srv->open; l = l->next, steps++) {
+        struct conn *c = list_entry(l, struct conn, link);
+        if (!c->busy || !c->co || c->co == skip || !c->co->describe)
+            continue;
+        k++;
+        if (n + 3 >= len)
+            continue;
+        if (n) {
+            buf[n++] = ';';
+            buf[n++] = ' ';
+        }
+        n += c->co->describe(c->co->describe_arg, buf + n, len - n);
+    }
+    buf[n] = '\0';
+    *count = k;
+    return n;
 }
 
 /* A handler returned -1 before responding. A broken body is the client's
@@ -317,17 +333,15 @@ static int conn_run_request(struct conn *c, co_request_t *req)
     self->describe = conn_describe;
     self->describe_arg = req;
     srv->active++;
+    watchdog__requests(&srv->hub->watchdog, srv->active);
     if (!req->route) {
         response__error(req, 404, "no app or file for this path");
     } else {
         co_set_name(self, req->route->name);
-        conn_status(c, req);
         if (srv->cfg.request_timeout_ms > 0)
             conn_timer_set(c, srv->cfg.request_timeout_ms);
         int rc = req->route->handler(req, &req->res);
         ev_timer_stop(srv->hub->loop, &c->timer);
-        if (srv->cfg.status_slot)
-            srv->cfg.status_slot[0] = '\0';
         if (req->timed_out) {
             req->keep_alive = 0;
             if (!req->res.started)
@@ -354,6 +368,7 @@ static int conn_run_request(struct conn *c, co_request_t *req)
     accesslog__request(req);
     self->describe = NULL;
     srv->active--;
+    watchdog__requests(&srv->hub->watchdog, srv->active);
     if (++srv->served == srv->max_served && srv->stop_event) {
         log_info("served %llu requests (--max-requests): recycling",
                  (unsigned long long)srv->served);

@@ -71,8 +71,6 @@ struct http_config {
     uint64_t max_requests;        /* stop gracefully after (0: never) */
     uint64_t max_requests_jitter; /* plus a random 0..jitter, per worker */
     const char *access_log_path;  /* reopened on SIGUSR1 (NULL: stdout) */
-    char *status_slot;            /* shared with the master: request now */
-    size_t status_slot_size;
     /* Run in the hub's main coroutine: before accepting, after draining. */
     void (*on_start)(void *ctx);
     void (*on_stop)(void *ctx);
@@ -214,6 +212,11 @@ void http__buf_put(struct http_server *srv, char *buf);
 void conn__accept(struct http_server *srv, int fd, const struct sockaddr *peer,
                   socklen_t peer_len);
 void conn__close(struct conn *c);
+
+/* Lists the requests in flight on srv (a struct http_server) but skip's,
+ * for the watchdog's reports (a watchdog_requests_fn: async-signal-safe). */
+size_t conn__list_requests(void *srv, const struct co *skip, char *buf,
+                           size_t len, unsigned *count);
 /* At a graceful stop: gives an idle kept-alive connection a last moment
  * for a request already on its way, then closes it as idle. Connections
  * with a request in flight, or not yet served, are left alone. */

@@ -361,6 +361,8 @@ void http__server_init(struct http_server *srv, const struct http_config *cfg,
     memset(srv, 0, sizeof *srv);
     srv->cfg = *cfg;
     srv->hub = hub__require("http__server_init");
+    /* crash and --timeout reports list the requests cut short */
+    watchdog__set_requests_fn(srv->hub, conn__list_requests, srv);
     srv->listen_fd = listen_fd;
     list_init(&srv->conns);
     srv->cap_bufs = SERVER_BUF_POOL;
@@ -374,6 +376,7 @@ void http__server_init(struct http_server *srv, const struct http_config *cfg,
 
 void http__server_fini(struct http_server *srv)
 {
+    watchdog__set_requests_fn(srv->hub, NULL, NULL);
     struct list *n, *next;
     for (n = srv->conns.next; n != &srv->conns; n = next) {
         next = n->next;

@@ -6,6 +6,8 @@
  *                      (spin_blocking_syscall): syscall(2) is no libc
  *                      wrapper the hooks could make cooperative
  *   /spin/child?ms=N   spins in a child coroutine it spawns and joins
+ *   /spin/hang         never returns: raw ppoll system calls forever
+ *                      (spin_hang_forever), for --timeout
  *   /spin/quick        answers at once
  *
  * The blocking functions are noinline so the watchdog's backtrace shows
@@ -53,6 +55,16 @@ static __attribute__((noinline)) long spin_blocking_syscall(long ms)
     return rc;
 }
 
+/* Blocks the thread for good: ppoll(2) on nothing with no timeout, as a
+ * raw system call, again after every signal (the watchdog's among them). */
+static __attribute__((noinline)) long spin_hang_forever(void)
+{
+    long rc;
+    for (;;)
+        rc = syscall(SYS_ppoll, NULL, 0, NULL, NULL, 0);
+    return rc;
+}
+
 /* Not a tail call (the empty asm comes after), so the backtrace shows
  * spin_child between the loop and the coroutine's entry. */
 static void *spin_child(void *arg)
@@ -77,6 +89,8 @@ static int spin_handler(co_request_t *req, co_response_t *res)
     else if (strcmp(what, "/block") == 0)
         n = snprintf(body, sizeof body, "slept %ld\n",
                      spin_blocking_syscall(ms));
+    else if (strcmp(what, "/hang") == 0)
+        n = snprintf(body, sizeof body, "woke %ld\n", spin_hang_forever());
     else if (strcmp(what, "/child") == 0) {
         co_t *child = co_spawn(spin_child, (void *)(intptr_t)ms);
         void *spun = NULL;
