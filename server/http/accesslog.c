@@ -2,11 +2,15 @@
  * The access log, in combined log format plus the request time in seconds
  * (as nginx's $request_time). The size is the body bytes the kernel took
  * (nginx's $body_bytes_sent, without chunk framing): for a response cut
- * short, what actually left. Lines gather in a buffer that is written once
- * per loop turn, just before the hub blocks (an ev_prepare watcher), or when
- * it fills, so a busy worker makes one write for many requests instead of
- * one each, and an idle one never sits on a line.
+ * short, what actually left. Lines gather in a buffer handed on once per
+ * loop turn, just before the hub blocks (an ev_prepare watcher), or when it
+ * fills, so a busy worker queues many requests' lines at once, and an idle
+ * one never sits on a line. The hub never writes them itself: a writer
+ * thread does (core/logbuf.c), so a log output that stalls (stdout into a
+ * pipe nobody reads) drops lines, counted in the error log, instead of
+ * freezing the worker.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -15,15 +19,26 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/logbuf.h"
 #include "http/http.h"
 
 #define ACCESSLOG_BUF (64 * 1024)
 #define ACCESSLOG_LINE 2048
+/* What may wait for the writer: a few seconds of lines at full speed. */
+#define ACCESSLOG_RING (4 * 1024 * 1024)
+/* How long a stopping worker waits for a slow log. */
+#define ACCESSLOG_STOP_MS 1000
 
 void accesslog__flush(struct http_server *srv)
 {
     if (!srv->log_len || !srv->cfg.access_log)
         return;
+    if (srv->log_sink) {
+        logbuf__append(srv->log_sink, srv->log_buf, srv->log_len);
+        srv->log_len = 0;
+        return;
+    }
+    /* no writer thread could start: write here, as a last resort */
     int fd = fileno(srv->cfg.access_log);
     size_t off = 0;
     while (off < srv->log_len) {
@@ -49,9 +64,28 @@ void accesslog__init(struct http_server *srv)
     srv->log_buf = srv->cfg.access_log ? malloc(ACCESSLOG_BUF) : NULL;
     if (!srv->log_buf)
         return;
+    srv->log_sink = logbuf__start(fileno(srv->cfg.access_log), ACCESSLOG_RING,
+                                  "access log");
+    if (!srv->log_sink)
+        log_warn("access log: no writer thread (%s): writing from the hub",
+                 strerror(errno));
     ev_prepare_init(&srv->log_flush, accesslog_prepare_cb);
     ev_prepare_start(srv->hub->loop, &srv->log_flush);
     ev_unref(srv->hub->loop);
+}
+
+void accesslog__fini(struct http_server *srv)
+{
+    accesslog__flush(srv);
+    if (srv->log_sink)
+        logbuf__stop(srv->log_sink, ACCESSLOG_STOP_MS);
+    srv->log_sink = NULL;
+    if (srv->log_buf) {
+        ev_ref(srv->hub->loop);
+        ev_prepare_stop(srv->hub->loop, &srv->log_flush);
+        free(srv->log_buf);
+        srv->log_buf = NULL;
+    }
 }
 
 /* Copies the len bytes at s into out, escaping quotes, backslashes and

@@ -197,6 +197,7 @@ struct http_server {
     char *log_buf;
     size_t log_len;
     ev_prepare log_flush;
+    struct logbuf *log_sink; /* writes log_buf's lines off the hub */
     ev_timer idle_sweep;
     co_event_t *idle_event; /* set when active drops to 0 while draining */
     co_event_t *stop_event; /* set to begin a graceful stop */
@@ -257,6 +258,8 @@ const char *date__log(void);
 void accesslog__init(struct http_server *srv);
 void accesslog__request(co_request_t *req);
 void accesslog__flush(struct http_server *srv);
+/* Flushes, waits a moment for the writer, frees the log's buffers. */
+void accesslog__fini(struct http_server *srv);
 
 /* ---- forwarded.c ---- */
 /* Parses "127.0.0.1,::1,10.0.0.0/8,unix" or "*". Returns 0 or -1. */

@@ -382,12 +382,7 @@ void http__server_fini(struct http_server *srv)
         next = n->next;
         conn__close(list_entry(n, struct conn, link));
     }
-    accesslog__flush(srv);
-    if (srv->log_buf) {
-        ev_ref(srv->hub->loop);
-        ev_prepare_stop(srv->hub->loop, &srv->log_flush);
-        free(srv->log_buf);
-    }
+    accesslog__fini(srv);
     while (srv->free_conns) {
         struct conn *c = srv->free_conns;
         srv->free_conns = c->next_free;
