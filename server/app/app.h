@@ -19,6 +19,9 @@
 
 struct app {
     char *file; /* path of the .so */
+    /* The file's name without ".so" (heap, like file): the name of an app
+     * whose descriptor has none, which route.name then points to. */
+    char *file_name;
     void *dl;
     const struct co_app *desc;
     char mount[APP_MOUNT_MAX]; /* "" for "/", else "/x" with no trailing / */

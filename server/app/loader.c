@@ -127,7 +127,11 @@ int app__load_dir(struct app_table *table, const char *dir)
             continue;
         }
         app->file = strdup(path);
-        app->route.name = app->desc->name ? app->desc->name : names[i];
+        /* names[i] is freed below: a nameless app is named by a copy */
+        app->file_name = strndup(names[i], strlen(names[i]) - 3);
+        app->route.name = app->desc->name && app->desc->name[0]
+                              ? app->desc->name
+                              : app->file_name ? app->file_name : "?";
         app->route.handler = app->desc->handler;
         table->count++;
         free(names[i]);
@@ -151,6 +155,7 @@ int app__init_all(struct app_table *table)
             log_error("app %s refused: its init failed", app->file);
             dlclose(app->dl);
             free(app->file);
+            free(app->file_name);
             refused++;
             continue;
         }
@@ -184,6 +189,7 @@ void app__unload_all(struct app_table *table)
         struct app *app = &table->apps[i];
         dlclose(app->dl);
         free(app->file);
+        free(app->file_name);
     }
     free(table->apps);
     table->apps = NULL;

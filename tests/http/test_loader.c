@@ -92,6 +92,32 @@ Test(loader, broken_apps_are_refused_by_name_and_reason_and_the_rest_serve)
     h_stop();
 }
 
+/* Regression: the name of an app without .name pointed at the loader's
+ * freed copy of the file name (ASan: heap-use-after-free in app init; the
+ * harness fails the test on the server's sanitizer report at h_stop). */
+Test(loader, an_app_without_a_name_is_named_after_its_file)
+{
+    link_app(1, "noname", "noname.so");
+    start_with_apps(NULL);
+    char want[PATH_MAX];
+    snprintf(want, sizeof want, "app noname: %s/noname.so mounted at /noname",
+             h_srv.apps);
+    cr_assert(h_stderr_has(want), "no '%s' in the log:\n%s", want,
+              h_stderr_tail(3000));
+    struct h_resp *r =
+        h_request("GET /noname HTTP/1.1\r\nHost: t\r\n\r\n", 0, 200);
+    cr_assert_str_eq(r->body, "nameless\n");
+    h_resp_free(r);
+    /* the name is read again per request, long after loading */
+    r = h_request("GET /noname/fail HTTP/1.1\r\nHost: t\r\n\r\n", 0, 500);
+    h_resp_free(r);
+    cr_assert(
+        h_wait_stderr("app noname failed on GET /noname/fail", H_GUARD_MS),
+        "the failure is not logged under the derived name:\n%s",
+        h_stderr_tail(3000));
+    h_stop();
+}
+
 Test(loader, the_first_app_in_name_order_keeps_a_contested_mount)
 {
     /* "dupmount.so" sorts before "hello.so": it takes /hello */
