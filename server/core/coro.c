@@ -218,6 +218,33 @@ void coro__free(struct co *co)
     co->hub->free_cos = co;
 }
 
+/* Idle structs and stacks kept through trims, and the most freed per trim
+ * beyond half the excess. */
+#define CORO_TRIM_KEEP 64
+#define CORO_TRIM_STEP 256
+
+size_t coro__trim(struct hub *hub)
+{
+    stack__pool_trim(&hub->stacks, CORO_TRIM_KEEP);
+    /* the free list is LIFO: keep the warm head, free part of the tail */
+    struct co **link = &hub->free_cos;
+    size_t n = 0;
+    while (*link && n < CORO_TRIM_KEEP)
+        link = &(*link)->next_free, n++;
+    size_t excess = 0;
+    for (struct co *co = *link; co; co = co->next_free)
+        excess++;
+    size_t drop = excess <= CORO_TRIM_STEP      ? excess
+                  : excess / 2 > CORO_TRIM_STEP ? excess / 2
+                                                : CORO_TRIM_STEP;
+    for (size_t i = 0; i < drop; i++) {
+        struct co *co = *link;
+        *link = co->next_free;
+        free(co);
+    }
+    return drop * sizeof(struct co);
+}
+
 /* ---- public API ---------------------------------------------------- */
 
 co_t *co_spawn(co_fn fn, void *arg)

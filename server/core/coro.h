@@ -93,4 +93,9 @@ void coro__free(struct co *co);
  * was detached. */
 void coro__finished(struct co *co);
 
+/* Called periodically (once a second): gives back part of the idle
+ * coroutine structs and pooled stacks beyond a small reserve, so a burst
+ * does not pin its peak. Returns the bytes of structs freed. */
+size_t coro__trim(struct hub *hub);
+
 #endif

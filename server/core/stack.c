@@ -161,6 +161,8 @@ int stack__get(struct stack_pool *pool, struct stack *out)
     size_t size = stack__size();
     while (pool->count) {
         *out = pool->free[--pool->count];
+        if (pool->count < pool->low)
+            pool->low = pool->count;
         if (out->size == size)
             return 0;
         stack_unmap(out); /* the size was changed since it was pooled */
@@ -185,4 +187,28 @@ void stack__put(struct stack_pool *pool, const struct stack *s)
         pool->cap = cap;
     }
     pool->free[pool->count++] = *s;
+}
+
+/* At most this many unmaps per trim beyond half the excess: each one is a
+ * system call with a TLB shootdown across the process's threads. */
+#define STACK_TRIM_STEP 64
+
+size_t stack__pool_trim(struct stack_pool *pool, size_t keep)
+{
+    size_t excess = pool->low > keep ? pool->low - keep : 0;
+    size_t n = excess <= STACK_TRIM_STEP      ? excess
+               : excess / 2 > STACK_TRIM_STEP ? excess / 2
+                                              : STACK_TRIM_STEP;
+    /* the bottom of the pool is the coldest: nobody reached it lately */
+    size_t freed = 0;
+    for (size_t i = 0; i < n; i++) {
+        freed += pool->free[i].size + stack__page();
+        stack_unmap(&pool->free[i]);
+    }
+    if (n) {
+        pool->count -= n;
+        memmove(pool->free, pool->free + n, pool->count * sizeof *pool->free);
+    }
+    pool->low = pool->count;
+    return freed;
 }

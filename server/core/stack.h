@@ -21,7 +21,8 @@ struct stack {
 struct stack_pool {
     struct stack *free; /* released stacks, most recent last */
     size_t count, cap;
-    size_t limit; /* how many to keep */
+    size_t limit; /* how many to keep at most */
+    size_t low;   /* fewest pooled since the last trim: the unneeded ones */
 };
 
 /* Usable stack size in bytes: COSERVE_STACK_SIZE (accepts K and M suffixes)
@@ -42,6 +43,11 @@ int stack__get(struct stack_pool *pool, struct stack *out);
 
 /* Returns s to the pool, or unmaps it when the pool is full. */
 void stack__put(struct stack_pool *pool, const struct stack *s);
+
+/* Called periodically: unmaps part of the stacks that stayed pooled since
+ * the last call, beyond `keep` (the oldest first), so a burst of
+ * coroutines does not pin its peak. Returns the bytes unmapped. */
+size_t stack__pool_trim(struct stack_pool *pool, size_t keep);
 
 /* The page size, cached. */
 size_t stack__page(void);

@@ -14,6 +14,7 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,12 +29,7 @@ static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
 static co_request_t *conn_req_get(struct http_server *srv)
 {
-    co_request_t *req = srv->free_reqs;
-    if (req)
-        srv->free_reqs = req->next_free;
-    else
-        req = malloc(sizeof *req);
-    return req;
+    return http__pool_get(&srv->req_pool);
 }
 
 static void conn_req_put(struct http_server *srv, co_request_t *req)
@@ -41,8 +37,7 @@ static void conn_req_put(struct http_server *srv, co_request_t *req)
     if (req->res.out)
         http__buf_put(srv, req->res.out);
     req->res.out = NULL;
-    req->next_free = srv->free_reqs;
-    srv->free_reqs = req;
+    http__pool_put(&srv->req_pool, req);
 }
 
 /* Starts a request record for the head that begins at buf[0]. */
@@ -84,15 +79,36 @@ static void conn_timer_set(struct conn *c, int64_t ms)
     ev_timer_again(c->srv->hub->loop, &c->timer);
 }
 
+/* The header and keep-alive timeouts get up to 10% more, at random:
+ * thousands of connections accepted in the same instant (a burst, or a
+ * slowloris attack) would otherwise all time out in the same loop turn,
+ * each 408 costing a coroutine and a write (a 145 ms stall at 10,000).
+ * Never less than asked: a client keeps the whole timeout it was given. */
+static void conn_timer_spread(struct conn *c, int64_t ms)
+{
+    static __thread uint32_t state;
+    if (!state)
+        state = (uint32_t)co_now() * 2654435761u | 1;
+    state ^= state << 13; /* xorshift32 */
+    state ^= state >> 17;
+    state ^= state << 5;
+    conn_timer_set(c, ms + (int64_t)(state % (uint32_t)(ms / 10 + 1)));
+}
+
+/* Joins the hub's waiting list (its back: the list stays oldest first). */
+static void conn_wait(struct conn *c)
+{
+    c->since = ev_now(c->srv->hub->loop);
+    list_push_back(&c->srv->waiting, &c->wait_link);
+}
+
 /* ---- lifecycle ----------------------------------------------------- */
 
 void conn__accept(struct http_server *srv, int fd, const struct sockaddr *peer,
                   socklen_t peer_len)
 {
-    struct conn *c = srv->free_conns;
-    if (c)
-        srv->free_conns = c->next_free;
-    else if (!(c = malloc(sizeof *c))) {
+    struct conn *c = http__pool_get(&srv->conn_pool);
+    if (!c) {
         close(fd);
         return;
     }
@@ -117,11 +133,15 @@ void conn__accept(struct http_server *srv, int fd, const struct sockaddr *peer,
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
     list_push_back(&srv->conns, &c->link);
+    conn_wait(c);
     srv->open++;
     ev_io_init(&c->io, conn_read_cb, fd, EV_READ);
     ev_io_start(srv->hub->loop, &c->io);
     ev_init(&c->timer, conn_timer_cb);
-    conn_timer_set(c, srv->cfg.header_timeout_ms);
+    /* a new connection's first head must be complete within the header
+     * timeout from the accept (not from its first byte: a client that
+     * waits before sending would hold the slot twice as long) */
+    conn_timer_spread(c, srv->cfg.header_timeout_ms);
 }
 
 void conn__close(struct conn *c)
@@ -135,9 +155,10 @@ void conn__close(struct conn *c)
     if (c->buf)
         http__buf_put(srv, c->buf);
     list_remove(&c->link);
+    if (list_linked(&c->wait_link))
+        list_remove(&c->wait_link);
     srv->open--;
-    c->next_free = srv->free_conns;
-    srv->free_conns = c;
+    http__pool_put(&srv->conn_pool, c);
     if (!srv->accepting && !srv->draining && srv->listen_fd >= 0 &&
         srv->open < srv->cfg.max_conns) {
         ev_io_start(srv->hub->loop, &srv->accept_io);
@@ -159,6 +180,54 @@ void conn__drain(struct conn *c)
         conn_timer_set(c, CONN_DRAIN_IDLE_MS);
 }
 
+/* How long a connection must have waited for a head before a new client
+ * may take its slot at --max-connections: long enough for any client that
+ * is sending a request to have sent it, so a burst of real clients larger
+ * than the cap is not churned (each evicting the one before it). */
+#define CONN_EVICT_AGE_S 1.0
+#define CONN_EVICT_LOG_MS 1000
+
+int conn__evictable(struct http_server *srv, double *wait_s)
+{
+    *wait_s = -1;
+    if (list_empty(&srv->waiting) || srv->draining)
+        return 0;
+    struct conn *c = list_entry(srv->waiting.next, struct conn, wait_link);
+    double age = ev_now(srv->hub->loop) - c->since;
+    if (age >= CONN_EVICT_AGE_S)
+        return 1;
+    *wait_s = CONN_EVICT_AGE_S - age;
+    return 0;
+}
+
+void conn__evict(struct http_server *srv)
+{
+    struct conn *c = list_entry(srv->waiting.next, struct conn, wait_link);
+    if (c->req && c->len > 0 && !c->closing) {
+        /* part of a head came: say why, best effort (no wait, no linger) */
+        static const char msg[] = "HTTP/1.1 408 Request Timeout\r\n"
+                                  "Content-Type: text/plain\r\n"
+                                  "Content-Length: 38\r\n"
+                                  "Connection: close\r\n\r\n"
+                                  "the server is full: head not received\n";
+        ssize_t w =
+            send(c->fd, msg, sizeof msg - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+        (void)w;
+    }
+    conn__close(c);
+    int64_t now = co_now();
+    if (now - srv->evict_logged >= CONN_EVICT_LOG_MS) {
+        log_warn("at --max-connections (%u): closed the connection waiting "
+                 "longest for a request to accept a new one (and %u more "
+                 "since the last report)",
+                 srv->cfg.max_conns, srv->evict_quiet);
+        srv->evict_logged = now;
+        srv->evict_quiet = 0;
+    } else {
+        srv->evict_quiet++;
+    }
+}
+
 /* ---- serving (in the request's coroutine) --------------------------- */
 
 static void *conn_serve(void *arg);
@@ -173,6 +242,8 @@ static void conn_dispatch(struct conn *c)
      * fires while the coroutine has the connection, conn_read_cb stops it
      * then, once. */
     ev_timer_stop(srv->hub->loop, &c->timer);
+    if (list_linked(&c->wait_link))
+        list_remove(&c->wait_link);
     struct co *co = coro__spawn(srv->hub, NULL, conn_serve, c);
     if (!co) {
         log_error("no coroutine for a request: %s", strerror(errno));
@@ -206,8 +277,9 @@ static void conn_idle(struct conn *c)
         c->buf = NULL;
     }
     ev_io_start(srv->hub->loop, &c->io);
-    conn_timer_set(c, c->req ? srv->cfg.header_timeout_ms
-                             : srv->cfg.keepalive_timeout_ms);
+    conn_wait(c);
+    conn_timer_spread(c, c->req ? srv->cfg.header_timeout_ms
+                                : srv->cfg.keepalive_timeout_ms);
 }
 
 static void conn_route(co_request_t *req)
@@ -381,26 +453,53 @@ static int conn_run_request(struct conn *c, co_request_t *req)
  * which can destroy the response in flight before the client reads it. So
  * after a refusal or an undrained body: half-close, read and drop what the
  * client still sends (bounded in bytes and time), then close (nginx's
- * lingering close). */
+ * lingering close). The hub does the reading (conn_linger), so the
+ * coroutine and its stack are free at once: a crowd of slow clients cut
+ * at the header timeout costs structs, not stacks, while they linger. */
 #define CONN_LINGER_MS 2000
 #define CONN_LINGER_BYTES (1024 * 1024)
 
 static void conn_close_lingering(struct conn *c, int unread)
 {
-    if (unread && !c->closing) {
-        c->closing = 1;
-        shutdown(c->fd, SHUT_WR);
-        char sink[4096];
-        size_t total = 0;
-        int64_t deadline = co_deadline(CONN_LINGER_MS);
-        while (total < CONN_LINGER_BYTES) {
-            ssize_t r = co_read(c->fd, sink, sizeof sink, deadline);
-            if (r <= 0)
-                break;
-            total += (size_t)r;
+    if (!unread || c->closing) {
+        conn__close(c);
+        return;
+    }
+    struct http_server *srv = c->srv;
+    c->closing = 1;
+    shutdown(c->fd, SHUT_WR);
+    if (c->req)
+        conn_req_put(srv, c->req);
+    c->req = NULL;
+    if (c->buf)
+        http__buf_put(srv, c->buf);
+    c->buf = NULL;
+    c->len = c->pos = 0;
+    c->drained = 0;
+    c->busy = 0;
+    c->co = NULL;
+    ev_io_start(srv->hub->loop, &c->io);
+    conn_wait(c);
+    conn_timer_set(c, CONN_LINGER_MS);
+}
+
+/* The hub's half of a lingering close: drop what arrived; close at the
+ * client's EOF, an error, or too many bytes (the timer closes it at the
+ * latest). */
+static void conn_linger(struct conn *c)
+{
+    char sink[4096];
+    for (;;) {
+        ssize_t r = read(c->fd, sink, sizeof sink);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && errno == EAGAIN)
+            return;
+        if (r <= 0 || (c->drained += (uint32_t)r) >= CONN_LINGER_BYTES) {
+            conn__close(c);
+            return;
         }
     }
-    conn__close(c);
 }
 
 static void *conn_serve(void *arg)
@@ -484,6 +583,10 @@ static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
         conn_check_gone(c);
         return;
     }
+    if (c->closing) {
+        conn_linger(c);
+        return;
+    }
     if (!c->buf && !(c->buf = http__buf_get(srv))) {
         conn__close(c);
         return;
@@ -502,9 +605,11 @@ static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
             conn__close(c);
             return;
         }
-        /* the head must be complete within the header timeout from its
-         * first byte, however slowly the rest drips in */
-        conn_timer_set(c, srv->cfg.header_timeout_ms);
+        /* on a kept-alive connection the head must be complete within the
+         * header timeout from its first byte, however slowly the rest
+         * drips in (a new connection's clock started at the accept) */
+        if (c->served)
+            conn_timer_spread(c, srv->cfg.header_timeout_ms);
     }
     c->len += (uint32_t)r;
     int rc = head__parse(c);
@@ -529,7 +634,7 @@ static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         }
         return;
     }
-    if (!c->req || c->len == 0) { /* idle: just close */
+    if (c->closing || !c->req || c->len == 0) { /* idle: just close */
         conn__close(c);
         return;
     }

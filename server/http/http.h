@@ -147,7 +147,6 @@ struct co_request {
     struct co_response res;
     size_t arena_used;
     char arena[HTTP_ARENA_SIZE];
-    struct co_request *next_free;
 };
 
 struct http_server;
@@ -169,8 +168,20 @@ struct conn {
     uint32_t head_end; /* end of the current request's head */
     co_request_t *req;
     struct co *co;
-    struct list link; /* srv->conns */
-    struct conn *next_free;
+    struct list link;      /* srv->conns */
+    struct list wait_link; /* srv->waiting, while in the hub's hands */
+    double since;          /* loop time it joined srv->waiting */
+    uint32_t drained;      /* lingering close: bytes read and dropped */
+};
+
+/* Idle blocks of one size kept for reuse; an idle block's first bytes hold
+ * the link. `low` is the fewest idle since the last trim: blocks nobody
+ * needed for a whole period, which the trim gives back. */
+struct http_pool {
+    void *head;
+    size_t size;  /* bytes per block */
+    size_t count; /* idle blocks */
+    size_t low;
 };
 
 struct http_server {
@@ -187,10 +198,10 @@ struct http_server {
     unsigned open;         /* connections */
     unsigned active;       /* requests being served */
     struct list conns;
-    struct conn *free_conns;
-    co_request_t *free_reqs;
-    char **free_bufs;
-    size_t nfree_bufs, cap_bufs;
+    struct list waiting;  /* waiting for a head (or closing), oldest first */
+    int64_t evict_logged; /* when an eviction at the cap was last logged (ms) */
+    unsigned evict_quiet; /* evictions since, not logged */
+    struct http_pool conn_pool, req_pool, buf_pool;
     char local_addr[64];
     int local_port;
     /* the access log: lines gather here and go out once per loop turn */
@@ -198,7 +209,7 @@ struct http_server {
     size_t log_len;
     ev_prepare log_flush;
     struct logbuf *log_sink; /* writes log_buf's lines off the hub */
-    ev_timer idle_sweep;
+    ev_timer pool_trim;     /* gives idle pool memory back, once a second */
     co_event_t *idle_event; /* set when active drops to 0 while draining */
     co_event_t *stop_event; /* set to begin a graceful stop */
     uint64_t served;        /* requests, for --max-requests */
@@ -206,6 +217,10 @@ struct http_server {
 };
 
 /* ---- server.c ---- */
+/* A block from the pool, or a new one (NULL with ENOMEM). */
+void *http__pool_get(struct http_pool *pool);
+/* Keeps an unused block for reuse (the periodic trim frees the excess). */
+void http__pool_put(struct http_pool *pool, void *block);
 char *http__buf_get(struct http_server *srv);
 void http__buf_put(struct http_server *srv, char *buf);
 
@@ -218,6 +233,12 @@ void conn__close(struct conn *c);
  * for the watchdog's reports (a watchdog_requests_fn: async-signal-safe). */
 size_t conn__list_requests(void *srv, const struct co *skip, char *buf,
                            size_t len, unsigned *count);
+/* At --max-connections: whether the connection waiting longest for a head
+ * may be closed to make room for a new one. Returns 1 if so; else 0, with
+ * *wait_s the seconds until it may (-1: none waiting, all are busy). */
+int conn__evictable(struct http_server *srv, double *wait_s);
+/* Closes that connection (a 408 first if part of a head had come). */
+void conn__evict(struct http_server *srv);
 /* At a graceful stop: gives an idle kept-alive connection a last moment
  * for a request already on its way, then closes it as idle. Connections
  * with a request in flight, or not yet served, are left alone. */

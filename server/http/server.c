@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
@@ -22,8 +23,6 @@
 #include <unistd.h>
 
 #include "core/log.h"
-
-#define SERVER_BUF_POOL 1024
 
 void http__config_defaults(struct http_config *cfg)
 {
@@ -41,22 +40,96 @@ void http__config_defaults(struct http_config *cfg)
     forwarded__parse(cfg, "127.0.0.1,::1,unix");
 }
 
-/* ---- buffers ------------------------------------------------------- */
+/* ---- pools --------------------------------------------------------- */
+
+/* Connections, request records and buffers are pooled so the hot path does
+ * not call malloc, but a burst (thousands of slow clients) must not pin
+ * its peak for ever: once a second, blocks that stayed idle for the whole
+ * second beyond SERVER_POOL_KEEP are freed, half of them (at least
+ * SERVER_TRIM_STEP) per tick, so a big burst is given back over a few
+ * seconds rather than in one free storm, and steady load (which takes its
+ * blocks back within the second) is never trimmed. */
+#define SERVER_POOL_KEEP 64
+#define SERVER_TRIM_STEP 256
+#define SERVER_TRIM_S 1.0
+
+void *http__pool_get(struct http_pool *pool)
+{
+    void *block = pool->head;
+    if (!block)
+        return malloc(pool->size);
+    memcpy(&pool->head, block, sizeof pool->head);
+    if (--pool->count < pool->low)
+        pool->low = pool->count;
+    return block;
+}
+
+void http__pool_put(struct http_pool *pool, void *block)
+{
+    memcpy(block, &pool->head, sizeof pool->head);
+    pool->head = block;
+    pool->count++;
+}
+
+static void server_pool_init(struct http_pool *pool, size_t size)
+{
+    memset(pool, 0, sizeof *pool);
+    pool->size = size;
+}
+
+/* Frees up to n idle blocks; returns the bytes freed. */
+static size_t server_pool_free(struct http_pool *pool, size_t n)
+{
+    size_t freed = 0;
+    while (n-- && pool->head) {
+        void *block = pool->head;
+        memcpy(&pool->head, block, sizeof pool->head);
+        free(block);
+        pool->count--;
+        freed += pool->size;
+    }
+    return freed;
+}
+
+/* One trim step: frees part of what stayed idle since the last one. */
+static size_t server_pool_trim(struct http_pool *pool)
+{
+    size_t excess =
+        pool->low > SERVER_POOL_KEEP ? pool->low - SERVER_POOL_KEEP : 0;
+    size_t n = excess <= SERVER_TRIM_STEP      ? excess
+               : excess / 2 > SERVER_TRIM_STEP ? excess / 2
+                                               : SERVER_TRIM_STEP;
+    size_t freed = server_pool_free(pool, n);
+    pool->low = pool->count;
+    return freed;
+}
+
+static void server_pool_trim_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct http_server *srv = list_entry(w, struct http_server, pool_trim);
+    size_t freed = server_pool_trim(&srv->conn_pool) +
+                   server_pool_trim(&srv->req_pool) +
+                   server_pool_trim(&srv->buf_pool);
+    freed += coro__trim(srv->hub);
+#ifdef __GLIBC__
+    /* free() keeps holes in the middle of the heap resident; this hands
+     * their whole pages back (madvise). Only after a trim that freed
+     * enough to matter: it walks the allocator's bins. */
+    if (freed >= 256 * 1024)
+        malloc_trim(0);
+#endif
+}
 
 char *http__buf_get(struct http_server *srv)
 {
-    if (srv->nfree_bufs)
-        return srv->free_bufs[--srv->nfree_bufs];
-    return malloc(HTTP_BUF_SIZE);
+    return http__pool_get(&srv->buf_pool);
 }
 
 void http__buf_put(struct http_server *srv, char *buf)
 {
-    if (srv->nfree_bufs < srv->cap_bufs) {
-        srv->free_bufs[srv->nfree_bufs++] = buf;
-        return;
-    }
-    free(buf);
+    http__pool_put(&srv->buf_pool, buf);
 }
 
 /* ---- listening ----------------------------------------------------- */
@@ -171,8 +244,7 @@ static void server_accept_resume(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)revents;
     struct http_server *srv = list_entry(w, struct http_server, accept_pause);
-    if (!srv->accepting && !srv->draining && srv->listen_fd >= 0 &&
-        srv->open < srv->cfg.max_conns) {
+    if (!srv->accepting && !srv->draining && srv->listen_fd >= 0) {
         ev_io_start(loop, &srv->accept_io);
         srv->accepting = 1;
     }
@@ -198,20 +270,33 @@ static void server_accept_failed(struct http_server *srv, int err)
     if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
         ev_io_stop(srv->hub->loop, &srv->accept_io);
         srv->accepting = 0;
+        ev_timer_stop(srv->hub->loop, &srv->accept_pause);
         ev_timer_set(&srv->accept_pause, SERVER_ACCEPT_PAUSE_MS / 1000.0, 0.);
         ev_timer_start(srv->hub->loop, &srv->accept_pause);
     }
 }
 
+/* At --max-connections, a new client takes the slot of the connection that
+ * has waited longest for a head, once that one has waited a second: slow or
+ * idle clients cannot hold every slot against new ones (slowloris). When
+ * none may go yet, accepting stops, the rest wait in the kernel's backlog,
+ * and a timer brings accepting back when the oldest may go (a close brings
+ * it back sooner). The new connection is accepted before the old one is
+ * closed, so nobody is evicted for a client another worker took. */
 static void server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)revents;
     struct http_server *srv = list_entry(w, struct http_server, accept_io);
     for (;;) {
-        if (srv->open >= srv->cfg.max_conns) {
-            /* the rest wait in the kernel's backlog until one closes */
+        int full = srv->open >= srv->cfg.max_conns;
+        double wait_s;
+        if (full && !conn__evictable(srv, &wait_s)) {
             ev_io_stop(loop, &srv->accept_io);
             srv->accepting = 0;
+            if (wait_s >= 0 && !ev_is_active(&srv->accept_pause)) {
+                ev_timer_set(&srv->accept_pause, wait_s + 0.001, 0.);
+                ev_timer_start(loop, &srv->accept_pause);
+            }
             return;
         }
         struct sockaddr_storage peer;
@@ -225,6 +310,8 @@ static void server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
                 server_accept_failed(srv, errno);
             return;
         }
+        if (full)
+            conn__evict(srv);
         conn__accept(srv, fd, (struct sockaddr *)&peer, len);
     }
 }
@@ -365,10 +452,15 @@ void http__server_init(struct http_server *srv, const struct http_config *cfg,
     watchdog__set_requests_fn(srv->hub, conn__list_requests, srv);
     srv->listen_fd = listen_fd;
     list_init(&srv->conns);
-    srv->cap_bufs = SERVER_BUF_POOL;
-    srv->free_bufs = calloc(srv->cap_bufs, sizeof *srv->free_bufs);
-    if (!srv->free_bufs)
-        srv->cap_bufs = 0;
+    list_init(&srv->waiting);
+    server_pool_init(&srv->conn_pool, sizeof(struct conn));
+    server_pool_init(&srv->req_pool, sizeof(co_request_t));
+    server_pool_init(&srv->buf_pool, HTTP_BUF_SIZE);
+    srv->evict_logged = co_now() - 1000;
+    ev_timer_init(&srv->pool_trim, server_pool_trim_cb, SERVER_TRIM_S,
+                  SERVER_TRIM_S);
+    ev_timer_start(srv->hub->loop, &srv->pool_trim);
+    ev_unref(srv->hub->loop); /* the trim alone keeps no loop alive */
     if (listen_fd >= 0)
         server_local_addr(srv);
     accesslog__init(srv);
@@ -383,19 +475,11 @@ void http__server_fini(struct http_server *srv)
         conn__close(list_entry(n, struct conn, link));
     }
     accesslog__fini(srv);
-    while (srv->free_conns) {
-        struct conn *c = srv->free_conns;
-        srv->free_conns = c->next_free;
-        free(c);
-    }
-    while (srv->free_reqs) {
-        co_request_t *r = srv->free_reqs;
-        srv->free_reqs = r->next_free;
-        free(r);
-    }
-    for (size_t i = 0; i < srv->nfree_bufs; i++)
-        free(srv->free_bufs[i]);
-    free(srv->free_bufs);
+    ev_ref(srv->hub->loop);
+    ev_timer_stop(srv->hub->loop, &srv->pool_trim);
+    server_pool_free(&srv->conn_pool, (size_t)-1);
+    server_pool_free(&srv->req_pool, (size_t)-1);
+    server_pool_free(&srv->buf_pool, (size_t)-1);
 }
 
 /* Runs the server inside the hub: the struct lives on main's stack. */
