@@ -44,7 +44,7 @@ msg = @printf '  %-7s %s\n' $(1) $(2)
 
 .SECONDEXPANSION:
 
-.PHONY: all apps deps run demo bench fuzz test test-browser test-valgrind test-plain test-asan bench-core clean format
+.PHONY: all apps deps run demo bench fuzz test test-browser test-valgrind test-plain test-asan test-header bench-core clean format
 
 all: $(BUILD)/coserve $(BUILD)/asan/coserve $(BUILD)/interleave apps \
      $(foreach v,plain asan,$(addprefix $(BUILD)/$(v)/tests/,$(TEST_NAMES)))
@@ -149,7 +149,7 @@ test: deps
 	    || { tail -60 $(BUILD)/fuzz.log; echo "fuzz: failed (build/fuzz.log)"; exit 1; }
 	$(Q)grep -h '^Done' $(BUILD)/fuzz.log | sed 's/^/  fuzz    /'
 	$(Q)rm -f $(BUILD)/test-counts
-	$(Q)$(MAKE) --no-print-directory test-plain test-asan test-valgrind test-browser
+	$(Q)$(MAKE) --no-print-directory test-plain test-asan test-valgrind test-header test-browser
 	$(Q)awk '{p+=$$1; f+=$$2} END {printf "all: %d passed, %d failed\n", p, f}' $(BUILD)/test-counts
 
 test-plain test-asan: test-%:
@@ -161,6 +161,23 @@ test-valgrind: $(BUILD)/interleave
 	$(Q)valgrind -q --error-exitcode=3 --leak-check=full \
 	    --errors-for-leak-kinds=definite $(BUILD)/interleave > /dev/null \
 	    && echo "  valgrind: interleave demo clean" && echo "1 0" >> $(BUILD)/test-counts
+
+# include/coserve.h compiles warning-free as C11, C++11 and C++20 (co_yield
+# is a C++20 keyword), COSERVE_APP's descriptor is an exported, unmangled
+# symbol in C and C++20, and the server still exports co_yield for apps
+# built before its rename to co_yield_now.
+test-header: $(BUILD)/plain/coserve
+	$(Q)mkdir -p $(BUILD)/header-check
+	$(Q)for std in c11 c++11 c++20; do \
+	    case $$std in c++*) cc="g++ -x c++";; *) cc="gcc -x c";; esac; \
+	    $$cc -std=$$std -Wall -Wextra -Werror -pedantic -Iinclude \
+	        -c tests/cxx/header_check.c -o $(BUILD)/header-check/$$std.o || exit 1; \
+	    [ $$std = c++11 ] || nm $(BUILD)/header-check/$$std.o | grep -q ' D coserve_app$$' \
+	        || { echo "header: no coserve_app symbol as $$std"; exit 1; }; \
+	    echo "  header  coserve.h compiles as $$std ($$cc)"; done
+	$(Q)nm -D --defined-only $(BUILD)/plain/coserve | grep -q ' co_yield$$' \
+	    || { echo "header: the server no longer exports co_yield"; exit 1; }
+	$(Q)echo "1 0" >> $(BUILD)/test-counts
 
 # The notes page in headless Chromium, driven by Playwright.
 test-browser: $(BUILD)/coserve apps

@@ -108,9 +108,15 @@ void co_set_name(co_t *co, const char *name);
  * belongs to co. */
 const char *co_name(const co_t *co);
 
-/* Lets every other ready coroutine run, then resumes. Returns 0, or -1 with
- * ECANCELED. */
-int co_yield (void);
+/* Lets every other ready coroutine run, then resumes (gevent.sleep(0)).
+ * Returns 0, or -1 with ECANCELED. */
+int co_yield_now(void);
+
+#ifndef __cplusplus
+/* The name co_yield_now had before: a keyword in C++20, so C only. The
+ * server still exports a co_yield symbol, for apps built before. */
+#define co_yield co_yield_now
+#endif
 
 /* Waits until the deadline. Returns 0 then, or -1 with ECANCELED. */
 int co_sleep(int64_t deadline);
@@ -282,10 +288,27 @@ struct co_app {
 };
 
 #define COSERVE_APP_SYMBOL "coserve_app"
-/* Defines the descriptor: COSERVE_APP(.name = "hello", .handler = hello); */
+/* A const at namespace scope has internal linkage in C++: the descriptor
+ * needs extern "C" there to be found by name. g++ -Wextra would also warn
+ * about the fields a designated initializer leaves out (C does not). */
+#ifdef __cplusplus
+#define COSERVE_APP_BEGIN                                                      \
+    _Pragma("GCC diagnostic push") _Pragma(                                    \
+        "GCC diagnostic ignored \"-Wmissing-field-initializers\"") extern "C"
+/* the pragma cannot come before the ';': a redeclaration takes the user's */
+#define COSERVE_APP_END                                                        \
+    ;                                                                          \
+    _Pragma("GCC diagnostic pop") extern "C" const struct co_app coserve_app
+#else
+#define COSERVE_APP_BEGIN
+#define COSERVE_APP_END
+#endif
+/* Defines the descriptor: COSERVE_APP(.name = "hello", .handler = hello);
+ * (C, or C++20, whose designated initializers must keep the fields' order) */
 #define COSERVE_APP(...)                                                       \
-    __attribute__((visibility("default"))) const struct co_app coserve_app = { \
-        .abi_version = COSERVE_ABI_VERSION, __VA_ARGS__}
+    COSERVE_APP_BEGIN __attribute__((visibility("default")))                   \
+    const struct co_app coserve_app = {.abi_version = COSERVE_ABI_VERSION,     \
+                                       __VA_ARGS__} COSERVE_APP_END
 
 /* ---- request -------------------------------------------------------- */
 

@@ -338,9 +338,9 @@ const char *co_name(const co_t *co)
     return c->name;
 }
 
-int co_yield (void)
+int co_yield_now(void)
 {
-    struct co *self = coro__self("co_yield");
+    struct co *self = coro__self("co_yield_now");
     if (self->cancelled) {
         errno = ECANCELED;
         return -1;

@@ -235,7 +235,8 @@ int co_connect(int fd, const struct sockaddr *addr, socklen_t len,
  * few hundred MB). Each call is capped at a chunk, and after a full chunk
  * sent without waiting the coroutine waits for writability: that goes
  * through the loop's poll, so other connections are served in between
- * (co_yield would not: a lone ready coroutine runs again before any poll). */
+ * (co_yield_now would not: a lone ready coroutine runs again before any poll).
+ */
 ssize_t co_sendfile(int out_fd, int in_fd, off_t *offset, size_t count,
                     int64_t deadline)
 {

@@ -59,7 +59,7 @@ static int64_t hook_deadline_ns(int64_t ns)
 static int hook_sleep_ns(struct co *co, int64_t ns, int64_t *left)
 {
     int64_t end = hook_clock_ns(CLOCK_MONOTONIC) + (ns > 0 ? ns : 0);
-    int rc = ns > 0 ? co_sleep(hook_deadline_ns(ns)) : co_yield ();
+    int rc = ns > 0 ? co_sleep(hook_deadline_ns(ns)) : co_yield_now();
     if (rc == 0 && !co->cancelled)
         return 0;
     if (left)

@@ -2,10 +2,10 @@
  * hub.h - one scheduler per thread: a libev loop and a run queue.
  *
  * The hub runs on the thread's own stack. It resumes every ready coroutine
- * (up to a budget, so I/O is polled even under co_yield() storms), then runs
- * the libev loop once, whose callbacks only mark coroutines ready. Coroutines
- * switch to the hub and back, never directly to each other: one place to keep
- * the sanitizer annotations, errno and the current pointer right.
+ * (up to a budget, so I/O is polled even under co_yield_now() storms), then
+ * runs the libev loop once, whose callbacks only mark coroutines ready.
+ * Coroutines switch to the hub and back, never directly to each other: one
+ * place to keep the sanitizer annotations, errno and the current pointer right.
  */
 #ifndef COSERVE_CORE_HUB_H
 #define COSERVE_CORE_HUB_H

@@ -2,7 +2,7 @@
  * bench_core.c - coserve's core against the anchors it must beat, measured
  * in one run on one machine, printed as one table.
  *
- *   1. switch round trip: co_yield() (coroutine -> hub -> coroutine) vs two
+ *   1. switch round trip: co_yield_now() (coroutine -> hub -> coroutine) vs two
  *      ucontexts ping-ponging through swapcontext().      target >= 20x
  *   2. spawn + run + join of an empty coroutine vs pthread_create +
  *      pthread_join of an empty thread.                    target >= 100x
@@ -95,10 +95,10 @@ static double anchor_swapcontext(long n)
 
 static double coserve_yield(long n)
 {
-    co_yield ();
+    co_yield_now();
     double t0 = now_ns();
     for (long i = 0; i < n; i++)
-        co_yield ();
+        co_yield_now();
     return (now_ns() - t0) / (double)n;
 }
 
@@ -254,7 +254,7 @@ static void coserve_memory(struct mem_result *r)
         }
     }
     while (mem_parked < n)
-        co_yield ();
+        co_yield_now();
     long after = resident_pages();
     r->spawned = n;
     r->kib_per = n ? (double)(after - before) * (double)sysconf(_SC_PAGESIZE) /
@@ -554,10 +554,9 @@ int main(int argc, char **argv)
     printf("%-27s %-18s %-27s %-14s %-13s %s\n", "5 hooked recv round trip", a,
            b, c, "<= 1.2x", verdict(r_hooks <= 1.2));
 
-    printf(
-        "\niterations: co_yield %ld, swapcontext %ld, spawn %ld, pthread %ld, "
-        "offload %ld, condvar %ld, ping-pong %ld\n",
-        n_switch, n_swapctx, n_spawn, n_pthread, n_offload, n_condvar, n_rt);
+    printf("\niterations: co_yield_now %ld, swapcontext %ld, spawn %ld, "
+           "pthread %ld, offload %ld, condvar %ld, ping-pong %ld\n",
+           n_switch, n_swapctx, n_spawn, n_pthread, n_offload, n_condvar, n_rt);
     printf("ping-pong: 1 byte each way between two coroutines of one hub over "
            "an AF_UNIX socketpair;\n"
            "  hooked = recv()/send() on blocking fds, every recv parked "

@@ -230,7 +230,7 @@ static void *buffered_block_main(void *arg)
         return NULL;
     for (int i = 0; i < 3; i++) {
         for (int k = 0; k < 5; k++)
-            co_yield ();
+            co_yield_now();
         st->snap[i] = st->sent;
         co_chan_recv(st->ch, &st->got[i], co_deadline(SAFETY_MS));
     }
@@ -266,7 +266,7 @@ static void *rendezvous_main(void *arg)
         return NULL;
     for (int i = 0; i < 3; i++) {
         for (int k = 0; k < 5; k++)
-            co_yield ();
+            co_yield_now();
         st->snap[i] = st->sent; /* it waits for this recv */
         co_chan_recv(st->ch, &st->got[i], co_deadline(SAFETY_MS));
     }
@@ -318,7 +318,7 @@ static void *unbuf_main(void *arg)
     co_t *co = co_spawn(receiver1, st);
     if (!co)
         return NULL;
-    co_yield ();
+    co_yield_now();
     v = 77;
     st->send_rc = co_chan_send(st->ch, &v, co_deadline(SAFETY_MS));
     st->join_rc = co_join(co, NULL, co_deadline(SAFETY_MS));
@@ -451,7 +451,7 @@ static void *close_wakes_main(void *arg)
         cos[i] = co_spawn(senders ? closew_sender : closew_receiver, &args[i]);
     }
     for (int i = 0; i < 3; i++)
-        co_yield ();
+        co_yield_now();
     st->woken_before_close = st->woken;
     co_chan_close(st->ch);
     st->join_rc = co_join_all(cos, NW, co_deadline(SAFETY_MS));
@@ -517,7 +517,7 @@ static void *close_unbuf_main(void *arg)
     co_t *co = co_spawn(unbuf_sender, st);
     if (!co)
         return NULL;
-    co_yield ();
+    co_yield_now();
     co_chan_close(st->ch);
     co_join(co, NULL, co_deadline(SAFETY_MS));
     int v;
@@ -636,7 +636,7 @@ static void *cancel_main(void *arg)
     co_chan_send(st->full, &one, -1);
     co_t *cos[3] = {co_spawn(ccl_sender, st), co_spawn(ccl_receiver, st),
                     co_spawn(ccl_usender, st)};
-    co_yield (); /* all three wait */
+    co_yield_now(); /* all three wait */
     for (int i = 0; i < 3; i++)
         if (cos[i])
             co_cancel(cos[i]);

@@ -113,7 +113,7 @@ static void *ja_child(void *arg)
 {
     struct ja_arg *a = arg;
     for (int k = 0; k < a->i; k++) /* finish in a different order */
-        co_yield ();
+        co_yield_now();
     a->st->ran[a->i]++;
     return NULL;
 }
@@ -211,7 +211,7 @@ static void *detached_child(void *arg)
 {
     int *done = arg;
     for (int i = 0; i < 3; i++)
-        co_yield ();
+        co_yield_now();
     *done = 1;
     return IPTR(1);
 }
@@ -224,7 +224,7 @@ static void *detach_main(void *arg)
         return NULL;
     co_detach(co);
     for (int i = 0; i < 100 && !*done; i++)
-        co_yield ();
+        co_yield_now();
     return NULL;
 }
 
@@ -255,7 +255,7 @@ static void *detach_and_leave_main(void *arg)
     co_t *co = co_spawn(detached_sleeper, arg);
     if (co)
         co_detach(co);
-    co_yield (); /* let it start sleeping */
+    co_yield_now(); /* let it start sleeping */
     return NULL;
 }
 
@@ -291,7 +291,7 @@ static void *cancellable(void *arg)
     st->sleep2_rc = co_sleep(co_deadline(1));
     st->sleep2_err = errno;
     errno = 0;
-    st->yield_rc = co_yield ();
+    st->yield_rc = co_yield_now();
     st->yield_err = errno;
     st->cancelled_flag = co_cancelled();
     return IPTR(99);
@@ -303,7 +303,7 @@ static void *cancel_main(void *arg)
     co_t *co = co_spawn(cancellable, st);
     if (!co)
         return NULL;
-    co_yield (); /* it starts and goes to sleep */
+    co_yield_now(); /* it starts and goes to sleep */
     co_cancel(co);
     errno = 0;
     st->join_rc = co_join(co, &st->result, co_deadline(SAFETY_MS));
@@ -378,8 +378,8 @@ static void *cancel_finished_main(void *arg)
     if (!co)
         return NULL;
     for (int i = 0; i < 3; i++)
-        co_yield (); /* it runs to its end */
-    co_cancel(co);   /* harmless */
+        co_yield_now(); /* it runs to its end */
+    co_cancel(co);      /* harmless */
     co_cancel(co);
     errno = 0;
     st->join_rc = co_join(co, &st->result, co_deadline(SAFETY_MS));
@@ -412,7 +412,7 @@ static void *sleep_forever_main(void *arg)
     if (!co)
         return NULL;
     for (int i = 0; i < 3; i++)
-        co_yield ();
+        co_yield_now();
     rec[2] = rec[0]; /* still -2: it has not woken */
     co_cancel(co);
     rec[3] = co_join(co, NULL, co_deadline(SAFETY_MS));
@@ -466,7 +466,7 @@ static void *name_main(void *arg)
     snprintf(st->child_named, sizeof st->child_named, "%s", co_name(co));
     co_set_name(co, "0123456789abcdefghijklmnopqrstuvwxyz-40-bytes");
     snprintf(st->long_named, sizeof st->long_named, "%s", co_name(co));
-    co_yield ();
+    co_yield_now();
     st->child_saw_itself = seen == co;
     co_join(co, NULL, -1);
 
@@ -539,7 +539,7 @@ static void *rr_child(void *arg)
     for (int i = 0; i < 4; i++) {
         if (a->st->n < 64)
             a->st->log[a->st->n++] = a->id;
-        co_yield ();
+        co_yield_now();
     }
     return NULL;
 }
@@ -591,7 +591,7 @@ static void *spawn_order_main(void *arg)
         cos[i] = co_spawn(log_id, &args[i]);
     }
     st->log[st->n++] = 100; /* nothing ran yet: spawn does not switch */
-    co_yield ();
+    co_yield_now();
     st->log[st->n++] = 101;
     co_join_all(cos, 3, co_deadline(SAFETY_MS));
     return NULL;
@@ -828,7 +828,7 @@ static void *sc_child(void *arg)
     errno = 0;
     st->child_rc = co_sleep(co_deadline(LONG_MS));
     st->child_err = errno;
-    co_yield (); /* fails at once too, but must not break the teardown */
+    co_yield_now(); /* fails at once too, but must not break the teardown */
     st->child_finished = 1;
     return NULL;
 }
@@ -836,7 +836,7 @@ static void *sc_child(void *arg)
 static void *sc_parent(void *arg)
 {
     co_spawn(sc_child, arg); /* neither joined nor detached */
-    co_yield ();
+    co_yield_now();
     return NULL;
 }
 
@@ -865,7 +865,7 @@ Test(coro, parent_returning_cancels_and_joins_its_children)
 static void *sc_main_leaves(void *arg)
 {
     co_spawn(sc_child, arg); /* main returns without joining */
-    co_yield ();
+    co_yield_now();
     return IPTR(3);
 }
 
@@ -905,8 +905,8 @@ static void *middle(void *arg)
 static void *gc_main(void *arg)
 {
     co_spawn(middle, arg);
-    co_yield ();
-    co_yield ();
+    co_yield_now();
+    co_yield_now();
     return NULL;
 }
 
@@ -999,7 +999,7 @@ static void *many_child(void *arg)
 {
     struct many_st *st = *(struct many_st **)arg;
     st->ran++;
-    co_yield ();
+    co_yield_now();
     return arg;
 }
 

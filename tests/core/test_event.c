@@ -133,7 +133,7 @@ static void *all_main(void *arg)
         cos[i] = co_spawn(waiter, &args[i]);
     }
     for (int i = 0; i < 3; i++)
-        co_yield (); /* all of them wait now */
+        co_yield_now(); /* all of them wait now */
     st->woken_before_set = st->woken;
     co_event_set(st->ev);
     st->join_rc = co_join_all(cos, WAITERS, co_deadline(SAFETY_MS));
@@ -173,7 +173,7 @@ static void *pulse_main(void *arg)
         args[i] = (struct waiter_arg){st, i};
         cos[i] = co_spawn(waiter, &args[i]);
     }
-    co_yield ();
+    co_yield_now();
     /* the set woke them: a clear before they run does not put them back */
     co_event_set(st->ev);
     co_event_clear(st->ev);
@@ -231,7 +231,7 @@ static void *timeout_main(void *arg)
     struct waiter_arg wa = {&all, 0};
     co_t *co = co_spawn(waiter, &wa);
     if (co) {
-        co_yield ();
+        co_yield_now();
         co_event_set(ev);
         st->join_rc = co_join(co, NULL, co_deadline(SAFETY_MS));
         st->later_rc[0] = all.rc[0];
@@ -297,7 +297,7 @@ static void *cancel_main(void *arg)
     co_t *other = co_spawn(other_waiter, st);
     if (!co || !other)
         return NULL;
-    co_yield (); /* both wait */
+    co_yield_now(); /* both wait */
     co_cancel(co);
     st->join_rc = co_join(co, NULL, co_deadline(SAFETY_MS));
     /* the other waiter is unaffected and still woken by a set */

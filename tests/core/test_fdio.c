@@ -343,9 +343,9 @@ static void *cancel_canceller(void *arg)
 {
     struct cancel_case *c = arg;
     while (!c->started)
-        if (co_yield () != 0)
+        if (co_yield_now() != 0)
             return NULL;
-    co_yield (); /* let the victim settle into its wait */
+    co_yield_now(); /* let the victim settle into its wait */
     co_cancel(c->victim);
     return NULL;
 }
@@ -387,8 +387,8 @@ static void *cancel_main(void *arg)
     co_t *next = co_spawn(cancel_next_waiter, c);
     if (!next)
         return (void *)"spawn failed";
-    co_yield ();
-    co_yield ();
+    co_yield_now();
+    co_yield_now();
     if (write(c->sv[1], "y", 1) != 1)
         return (void *)"write failed";
     if (co_join(next, NULL, co_deadline(GUARD_MS)) != 0)
@@ -399,8 +399,8 @@ static void *cancel_main(void *arg)
     if (!reader)
         return (void *)"spawn failed";
     while (!c->read_started)
-        co_yield ();
-    co_yield ();
+        co_yield_now();
+    co_yield_now();
     co_cancel(reader);
     if (co_join(reader, NULL, co_deadline(GUARD_MS)) != 0)
         return (void *)"join reader failed";
@@ -1369,7 +1369,7 @@ struct reuse_case {
 static void *reuse_writer(void *arg)
 {
     struct reuse_case *c = arg;
-    co_yield (); /* the reader is parked by now */
+    co_yield_now(); /* the reader is parked by now */
     co_write_all(c->fds[1], "r", 1, co_deadline(GUARD_MS));
     return NULL;
 }
@@ -1466,7 +1466,7 @@ static void pp_enter(void)
     if (pp.live > pp.peak)
         pp.peak = pp.live;
     while (!pp.go)
-        if (co_yield () != 0)
+        if (co_yield_now() != 0)
             break;
 }
 
@@ -1547,7 +1547,7 @@ static void *pp_main(void *arg)
     }
     /* Everyone starts and parks before anyone talks. */
     while (pp.started < pp.coros)
-        if (co_yield () != 0)
+        if (co_yield_now() != 0)
             break;
     pp.go = 1;
     int rc = co_join_all(cos, pp.coros, co_deadline(60000));

@@ -177,7 +177,7 @@ static void *closer_main(void *p)
 {
     struct closer *c = p;
     co_t *w = co_spawn(closer_wait, c);
-    co_yield (); /* w is now parked in read */
+    co_yield_now(); /* w is now parked in read */
     close(c->fd);
     co_join(w, NULL, co_deadline(LONG_MS));
     return NULL;
@@ -217,7 +217,7 @@ static void *sleeper_body(void *p)
 static void *sleeper_main(void *p)
 {
     co_t *w = co_spawn(sleeper_body, p);
-    co_yield ();
+    co_yield_now();
     co_cancel(w);
     co_join(w, NULL, co_deadline(LONG_MS));
     return NULL;

@@ -343,8 +343,8 @@ static void *queued_main(void *arg)
     if (!q)
         return (void *)"co_spawn failed";
     while (!c->queued_started)
-        co_yield ();
-    co_yield ();
+        co_yield_now();
+    co_yield_now();
     co_cancel(q);
     if (co_join(q, NULL, co_deadline(10000)) != 0)
         return (void *)"co_join of the cancelled waiter failed";
@@ -814,7 +814,7 @@ static void *ticker(void *arg)
     struct progress_case *c = arg;
     while (!c->stop) {
         c->ticks++;
-        int rc = c->by_yield ? co_yield () : co_sleep(co_deadline(1));
+        int rc = c->by_yield ? co_yield_now() : co_sleep(co_deadline(1));
         if (rc != 0)
             break;
     }
@@ -867,7 +867,7 @@ Test(offload, work_completes_while_another_coroutine_yields_in_a_loop)
 static void calls_the_api(void *arg)
 {
     (void)arg;
-    co_yield (); /* a cooperative call from a worker thread: must abort */
+    co_yield_now(); /* a cooperative call from a worker thread: must abort */
 }
 
 static void *api_main(void *arg)

@@ -73,9 +73,9 @@ static void *limited_task(void *arg)
     if (st->running > st->max_running)
         st->max_running = st->running;
     /* some waiting of both kinds while holding the slot */
-    co_yield ();
+    co_yield_now();
     co_sleep(co_deadline(1 + a->i % 3));
-    co_yield ();
+    co_yield_now();
     st->ran[a->i]++;
     st->running--;
     st->done++;
@@ -228,7 +228,7 @@ static void *free_main(void *arg)
     struct sleeper_arg a[2] = {{st, 0}, {st, 1}};
     co_pool_spawn(pool, pool_sleeper, &a[0], -1);
     co_pool_spawn(pool, pool_sleeper, &a[1], -1);
-    co_yield (); /* both sleep */
+    co_yield_now(); /* both sleep */
     co_pool_free(pool);
     st->ran_extra = st->finished; /* how many ended before free returned */
     return NULL;
@@ -288,7 +288,7 @@ static void *spawner_main(void *arg)
     co_t *co = co_spawn(spawner, st);
     if (!co)
         return NULL;
-    co_yield (); /* it waits for a slot */
+    co_yield_now(); /* it waits for a slot */
     co_cancel(co);
     co_join(co, NULL, co_deadline(SAFETY_MS));
     co_pool_free(st->pool);
@@ -321,7 +321,7 @@ static void *logging_task(void *arg)
 {
     struct order_arg *a = arg;
     a->st->log[a->st->n++] = a->id;
-    co_yield ();
+    co_yield_now();
     return NULL;
 }
 

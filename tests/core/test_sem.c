@@ -124,7 +124,7 @@ static void *fifo_waiter(void *arg)
     a->st->rc[a->id] = co_sem_acquire(a->st->sem, co_deadline(SAFETY_MS));
     if (a->st->rc[a->id] == 0) {
         a->st->order[a->st->n++] = a->id;
-        co_yield (); /* hold it a moment */
+        co_yield_now(); /* hold it a moment */
         co_sem_release(a->st->sem);
     }
     return NULL;
@@ -143,7 +143,7 @@ static void *fifo_main(void *arg)
         args[i] = (struct waiter_arg){st, i};
         cos[i] = co_spawn(fifo_waiter, &args[i]);
     }
-    co_yield (); /* they queue up, in spawn order */
+    co_yield_now(); /* they queue up, in spawn order */
     /* hand the permit to waiter 0; taking it back at once must queue behind
      * every waiter, not barge in front of them */
     co_sem_release(st->sem);
@@ -257,7 +257,7 @@ static void *cancel_main(void *arg)
     co_t *co = co_spawn(long_waiter, st);
     if (!co)
         return NULL;
-    co_yield (); /* it waits */
+    co_yield_now(); /* it waits */
     co_cancel(co);
     st->join_rc = co_join(co, NULL, co_deadline(SAFETY_MS));
     /* the cancelled waiter is gone: one release, one permit for us */
@@ -295,7 +295,7 @@ static void *cancel_after_handoff_main(void *arg)
     co_t *co = co_spawn(long_waiter, st);
     if (!co)
         return NULL;
-    co_yield ();
+    co_yield_now();
     co_sem_release(st->sem); /* handed to the waiter, which has not run */
     co_cancel(co);
     st->join_rc = co_join(co, NULL, co_deadline(SAFETY_MS));
