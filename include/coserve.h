@@ -169,12 +169,19 @@ int co_connect(int fd, const struct sockaddr *addr, socklen_t len,
 ssize_t co_sendfile(int out_fd, int in_fd, off_t *offset, size_t count,
                     int64_t deadline);
 
-/* Resolves host (through the offload pool, so the hub never blocks) and
- * connects a TCP socket to the first address that answers before the
- * deadline. Returns a non-blocking, close-on-exec fd with TCP_NODELAY that
- * the caller closes, or -1 with errno (EADDRNOTAVAIL: the name does not
- * resolve; otherwise the last connect's error, ETIMEDOUT, ECANCELED). */
+/* Resolves host on the server's name-lookup threads (never the hub, never
+ * behind co_offload's work) and connects a TCP socket to the first address
+ * that answers before the deadline. Returns a non-blocking, close-on-exec fd
+ * with TCP_NODELAY that the caller closes, or -1 with errno: ENXIO, no such
+ * host (Linux has no errno of that name; connect never gives ENXIO, so it
+ * only means this); EAGAIN, the resolver cannot answer now; EINVAL, a bad
+ * port; otherwise the last connect's error, ETIMEDOUT or ECANCELED. */
 int co_dial(const char *host, const char *port, int64_t deadline);
+
+/* Why the calling thread's last co_dial failed, as one line ("no such
+ * host: NAME", "NAME:PORT: Connection refused"); "" after a success. The
+ * string is the server's, valid until the caller next waits. */
+const char *co_dial_error(void);
 
 /* ---- event: a flag coroutines wait for -------------------------------- */
 

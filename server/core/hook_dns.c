@@ -2,7 +2,7 @@
  * Monkey patching, part four: name lookups (see hook.h). glibc's resolver
  * calls its own socket functions without going through the symbols the
  * hooks replace, so a lookup cannot be made cooperative piece by piece: in
- * a coroutine it runs whole on an offload thread, with copies of its
+ * a coroutine it runs whole on a name-lookup thread, with copies of its
  * arguments and its own output buffers, so a coroutine that stops waiting
  * (cancelled) leaves the thread nothing of its stack to touch.
  */
@@ -12,6 +12,7 @@
 
 #include "core/coro.h"
 #include "core/hook_libc.h"
+#include "core/offload.h"
 
 #define REAL(name)                                                             \
     (hook__libc.name ? hook__libc.name : (hook__init(), hook__libc.name))
@@ -57,11 +58,13 @@ static char *hook_strdup(const char *s, int *ok)
     return d;
 }
 
-/* Runs fn(l) on an offload thread. Returns 0, or -1 with errno (ECANCELED,
- * ENOMEM); on -1, l is freed once the thread is done with it. */
-static int hook_offload(void (*fn)(void *), struct hook_lookup *l)
+/* Runs fn(l) on a name-lookup thread (offload.h: never behind the app's
+ * offloaded work). Returns 0, or -1 with errno (ECANCELED, ENOMEM); on -1,
+ * l is freed once the thread is done with it. */
+static int hook_offload(const char *caller, void (*fn)(void *),
+                        struct hook_lookup *l)
 {
-    return co_offload(fn, l, hook_lookup_free, -1);
+    return offload__run(OFFLOAD_NAMES, caller, fn, l, hook_lookup_free, -1);
 }
 
 static void hook_getaddrinfo_work(void *p)
@@ -95,7 +98,7 @@ HOOK_PUBLIC int getaddrinfo(const char *node, const char *service,
         hook_lookup_free(l);
         return EAI_MEMORY;
     }
-    if (hook_offload(hook_getaddrinfo_work, l) < 0)
+    if (hook_offload("getaddrinfo", hook_getaddrinfo_work, l) < 0)
         return EAI_SYSTEM; /* errno: ECANCELED or ENOMEM */
     int rc = l->rc;
     *res = l->res;
@@ -135,7 +138,7 @@ HOOK_PUBLIC int getnameinfo(const struct sockaddr *sa, socklen_t salen,
     }
     l->hostlen = l->host ? hostlen : 0;
     l->servlen = l->serv ? servlen : 0;
-    if (hook_offload(hook_getnameinfo_work, l) < 0)
+    if (hook_offload("getnameinfo", hook_getnameinfo_work, l) < 0)
         return EAI_SYSTEM;
     int rc = l->rc;
     if (rc == 0) {
@@ -195,7 +198,7 @@ HOOK_PUBLIC int gethostbyname_r(const char *name, struct hostent *ret,
         hook_lookup_free(l);
         return ENOMEM;
     }
-    if (hook_offload(hook_gethostbyname_work, l) < 0) {
+    if (hook_offload("gethostbyname_r", hook_gethostbyname_work, l) < 0) {
         *h_errnop = NO_RECOVERY;
         return errno;
     }

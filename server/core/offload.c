@@ -11,6 +11,8 @@
 #include "core/log.h"
 
 #define OFFLOAD_DEFAULT_THREADS 4
+/* Lookups are short waits on a resolver: a few threads cover a slow one. */
+#define OFFLOAD_NAMES_DEFAULT_THREADS 4
 #define OFFLOAD_MAX_THREADS 1024
 
 enum task_state { TASK_QUEUED, TASK_RUNNING, TASK_DONE };
@@ -31,7 +33,12 @@ struct offload_hook {
     void *arg;
 };
 
-static struct {
+/* One thread pool: a queue, its threads and (app pool only) the per-thread
+ * hooks. Name lookups get a pool of their own (see offload.h). */
+struct offload_pool {
+    const char *name; /* for logs */
+    const char *env;  /* the variable that sizes it */
+    unsigned def;     /* default number of threads */
     pthread_mutex_t lock;
     pthread_cond_t work;
     struct list queue;
@@ -44,24 +51,34 @@ static struct {
     int spinner;         /* atomic: a worker is watching the queue */
     struct offload_hook *hooks;
     size_t nhooks, hooks_cap;
-} pool = {
-    .lock = PTHREAD_MUTEX_INITIALIZER,
-    .work = PTHREAD_COND_INITIALIZER,
+};
+
+static struct offload_pool offload_pools[OFFLOAD_POOLS] = {
+    [OFFLOAD_APP] = {.name = "offload",
+                     .env = "COSERVE_OFFLOAD_THREADS",
+                     .def = OFFLOAD_DEFAULT_THREADS,
+                     .lock = PTHREAD_MUTEX_INITIALIZER,
+                     .work = PTHREAD_COND_INITIALIZER},
+    [OFFLOAD_NAMES] = {.name = "name lookup",
+                       .env = "COSERVE_DNS_THREADS",
+                       .def = OFFLOAD_NAMES_DEFAULT_THREADS,
+                       .lock = PTHREAD_MUTEX_INITIALIZER,
+                       .work = PTHREAD_COND_INITIALIZER},
 };
 
 /* ---- workers ------------------------------------------------------- */
 
 /* Runs the init hooks this thread has not run yet (hooks may be added while
  * the pool runs: an app loaded later). Called with the pool lock held. */
-static void offload_catch_up_hooks(size_t *done)
+static void offload_catch_up_hooks(struct offload_pool *pool, size_t *done)
 {
-    while (*done < pool.nhooks) {
-        struct offload_hook hook = pool.hooks[(*done)++];
+    while (*done < pool->nhooks) {
+        struct offload_hook hook = pool->hooks[(*done)++];
         if (!hook.init)
             continue;
-        pthread_mutex_unlock(&pool.lock);
+        pthread_mutex_unlock(&pool->lock);
         hook.init(hook.arg);
-        pthread_mutex_lock(&pool.lock);
+        pthread_mutex_lock(&pool->lock);
     }
 }
 
@@ -98,139 +115,146 @@ static inline void offload_relax(void)
  * worker watches at a time: on a small machine spinners would steal the
  * hub's CPU. Called and returns with the pool lock held; non-zero if work
  * arrived. */
-static int offload_worker_spin(void)
+static int offload_worker_spin(struct offload_pool *pool)
 {
     int expected = 0;
-    if (!__atomic_compare_exchange_n(&pool.spinner, &expected, 1, 0,
+    if (!__atomic_compare_exchange_n(&pool->spinner, &expected, 1, 0,
                                      __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
         return 0;
-    pthread_mutex_unlock(&pool.lock);
+    pthread_mutex_unlock(&pool->lock);
     int found = 0;
     for (int i = 0; i < OFFLOAD_SPIN && !found; i++) {
-        found = __atomic_load_n(&pool.queued, __ATOMIC_ACQUIRE) > 0;
+        found = __atomic_load_n(&pool->queued, __ATOMIC_ACQUIRE) > 0;
         offload_relax();
     }
-    __atomic_store_n(&pool.spinner, 0, __ATOMIC_RELEASE);
-    pthread_mutex_lock(&pool.lock);
+    __atomic_store_n(&pool->spinner, 0, __ATOMIC_RELEASE);
+    pthread_mutex_lock(&pool->lock);
     return found;
 }
 
-static void *offload_worker(void *unused)
+static void *offload_worker(void *arg)
 {
-    (void)unused;
+    struct offload_pool *pool = arg;
     size_t hooks_done = 0;
-    pthread_mutex_lock(&pool.lock);
+    pthread_mutex_lock(&pool->lock);
     for (;;) {
-        offload_catch_up_hooks(&hooks_done);
-        struct list *n = list_pop_front(&pool.queue);
+        offload_catch_up_hooks(pool, &hooks_done);
+        struct list *n = list_pop_front(&pool->queue);
         if (!n) {
-            if (pool.stopping)
+            if (pool->stopping)
                 break;
             /* Anything broadcast while we spun unlocked (stop, a new hook)
              * bumped the generation: look again instead of sleeping. */
-            unsigned gen = pool.generation;
-            if (offload_worker_spin() || gen != pool.generation)
+            unsigned gen = pool->generation;
+            if (offload_worker_spin(pool) || gen != pool->generation)
                 continue;
-            pthread_cond_wait(&pool.work, &pool.lock);
+            pthread_cond_wait(&pool->work, &pool->lock);
             continue;
         }
-        __atomic_fetch_sub(&pool.queued, 1, __ATOMIC_RELAXED);
+        __atomic_fetch_sub(&pool->queued, 1, __ATOMIC_RELAXED);
         struct offload_task *t = list_entry(n, struct offload_task, link);
         t->state = TASK_RUNNING;
-        pthread_mutex_unlock(&pool.lock);
+        pthread_mutex_unlock(&pool->lock);
         t->fn(t->arg);
-        pthread_mutex_lock(&pool.lock);
+        pthread_mutex_lock(&pool->lock);
         t->state = TASK_DONE;
-        pthread_mutex_unlock(&pool.lock);
+        pthread_mutex_unlock(&pool->lock);
         offload_deliver(t);
-        pthread_mutex_lock(&pool.lock);
+        pthread_mutex_lock(&pool->lock);
     }
     while (hooks_done > 0) {
-        struct offload_hook hook = pool.hooks[--hooks_done];
+        struct offload_hook hook = pool->hooks[--hooks_done];
         if (hook.fini) {
-            pthread_mutex_unlock(&pool.lock);
+            pthread_mutex_unlock(&pool->lock);
             hook.fini(hook.arg);
-            pthread_mutex_lock(&pool.lock);
+            pthread_mutex_lock(&pool->lock);
         }
     }
-    pthread_mutex_unlock(&pool.lock);
+    pthread_mutex_unlock(&pool->lock);
     return NULL;
 }
 
-/* Stops the workers at exit so every fini hook runs (a database closes
+/* Stops a pool's workers so every fini hook runs (a database closes
  * cleanly). Work still queued runs first. */
-static void offload_stop(void)
+static void offload_stop(struct offload_pool *pool)
 {
-    pthread_mutex_lock(&pool.lock);
-    pool.stopping = 1;
-    pool.generation++;
-    pthread_cond_broadcast(&pool.work);
-    unsigned n = pool.started;
-    pool.started = 0;
-    pthread_mutex_unlock(&pool.lock);
+    pthread_mutex_lock(&pool->lock);
+    pool->stopping = 1;
+    pool->generation++;
+    pthread_cond_broadcast(&pool->work);
+    unsigned n = pool->started;
+    pool->started = 0;
+    pthread_mutex_unlock(&pool->lock);
     for (unsigned i = 0; i < n; i++)
-        pthread_join(pool.threads[i], NULL);
-    pthread_mutex_lock(&pool.lock);
-    free(pool.threads);
-    pool.threads = NULL;
-    pool.nhooks = 0; /* their fini ran; the code may be unloaded next */
-    pool.stopping = 0;
-    pthread_mutex_unlock(&pool.lock);
+        pthread_join(pool->threads[i], NULL);
+    pthread_mutex_lock(&pool->lock);
+    free(pool->threads);
+    pool->threads = NULL;
+    pool->nhooks = 0; /* their fini ran; the code may be unloaded next */
+    pool->stopping = 0;
+    pthread_mutex_unlock(&pool->lock);
+}
+
+/* At exit, and by offload__shutdown: every pool-> */
+static void offload_stop_all(void)
+{
+    for (int i = 0; i < OFFLOAD_POOLS; i++)
+        offload_stop(&offload_pools[i]);
 }
 
 void offload__shutdown(void)
 {
-    offload_stop();
+    offload_stop_all();
 }
 
-static unsigned offload_default_threads(void)
+static unsigned offload_default_threads(const struct offload_pool *pool)
 {
-    const char *env = getenv("COSERVE_OFFLOAD_THREADS");
+    const char *env = getenv(pool->env);
     if (env && *env) {
         char *end;
         unsigned long n = strtoul(env, &end, 10);
         if (!*end && n > 0 && n <= OFFLOAD_MAX_THREADS)
             return (unsigned)n;
-        log_warn("COSERVE_OFFLOAD_THREADS=%s is not 1..%d; using %d", env,
-                 OFFLOAD_MAX_THREADS, OFFLOAD_DEFAULT_THREADS);
+        log_warn("%s=%s is not 1..%d; using %u", pool->env, env,
+                 OFFLOAD_MAX_THREADS, pool->def);
     }
-    return OFFLOAD_DEFAULT_THREADS;
+    return pool->def;
 }
 
 /* Starts the workers on first use. Called with the pool lock held. */
-static int offload_start(void)
+static int offload_start(struct offload_pool *pool)
 {
-    if (pool.started)
+    if (pool->started)
         return 0;
-    if (!pool.nthreads)
-        pool.nthreads = offload_default_threads();
-    pool.threads = calloc(pool.nthreads, sizeof *pool.threads);
-    if (!pool.threads)
+    if (!pool->nthreads)
+        pool->nthreads = offload_default_threads(pool);
+    pool->threads = calloc(pool->nthreads, sizeof *pool->threads);
+    if (!pool->threads)
         return -1;
-    if (!pool.queue.next)
-        list_init(&pool.queue);
+    if (!pool->queue.next)
+        list_init(&pool->queue);
     /* Workers run plain C: small stacks are plenty for SQLite and
      * getaddrinfo, and keep 1,024 threads cheap. */
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 1024 * 1024);
-    for (unsigned i = 0; i < pool.nthreads; i++) {
-        if (pthread_create(&pool.threads[i], &attr, offload_worker, NULL)) {
-            if (!pool.started) {
+    for (unsigned i = 0; i < pool->nthreads; i++) {
+        if (pthread_create(&pool->threads[i], &attr, offload_worker, pool)) {
+            if (!pool->started) {
                 pthread_attr_destroy(&attr);
                 errno = ENOMEM;
                 return -1;
             }
-            log_warn("offload: started %u of %u threads", pool.started,
-                     pool.nthreads);
+            log_warn("%s: started %u of %u threads", pool->name, pool->started,
+                     pool->nthreads);
             break;
         }
-        pool.started++;
+        pool->started++;
     }
     pthread_attr_destroy(&attr);
     static int registered;
     if (!registered++)
-        atexit(offload_stop);
+        atexit(offload_stop_all);
     return 0;
 }
 
@@ -325,11 +349,13 @@ void offload__hub_destroy(struct hub *hub)
     pthread_mutex_destroy(&hub->done_lock);
 }
 
-int co_offload(co_work_fn fn, void *arg, co_work_fn abandon, int64_t deadline)
+int offload__run(enum offload_pool_id which, const char *caller, co_work_fn fn,
+                 void *arg, co_work_fn abandon, int64_t deadline)
 {
-    struct co *self = coro__self("co_offload");
+    struct offload_pool *pool = &offload_pools[which];
+    struct co *self = coro__self(caller);
     struct hub *hub = self->hub;
-    if (self->cancelled) {
+    if (coro__cancel_pending(self)) {
         if (abandon) /* arg was handed over: give it back to be freed */
             abandon(arg);
         errno = ECANCELED;
@@ -346,19 +372,19 @@ int co_offload(co_work_fn fn, void *arg, co_work_fn abandon, int64_t deadline)
     }
     *t = (struct offload_task){
         .fn = fn, .abandon = abandon, .arg = arg, .hub = hub, .waiter = self};
-    pthread_mutex_lock(&pool.lock);
-    if (offload_start() < 0) {
-        pthread_mutex_unlock(&pool.lock);
+    pthread_mutex_lock(&pool->lock);
+    if (offload_start(pool) < 0) {
+        pthread_mutex_unlock(&pool->lock);
         offload_task_free(hub, t);
         if (abandon)
             abandon(arg);
         errno = ENOMEM;
         return -1;
     }
-    list_push_back(&pool.queue, &t->link);
-    __atomic_fetch_add(&pool.queued, 1, __ATOMIC_RELEASE);
-    pthread_cond_signal(&pool.work);
-    pthread_mutex_unlock(&pool.lock);
+    list_push_back(&pool->queue, &t->link);
+    __atomic_fetch_add(&pool->queued, 1, __ATOMIC_RELEASE);
+    pthread_cond_signal(&pool->work);
+    pthread_mutex_unlock(&pool->lock);
     if (hub->offloads++ == 0)
         ev_ref(hub->loop);
 
@@ -368,42 +394,48 @@ int co_offload(co_work_fn fn, void *arg, co_work_fn abandon, int64_t deadline)
         return 0;
     }
     int err = rc < 0 ? errno : EINTR;
-    pthread_mutex_lock(&pool.lock);
+    pthread_mutex_lock(&pool->lock);
     if (t->state == TASK_QUEUED) {
         list_remove(&t->link);
-        __atomic_fetch_sub(&pool.queued, 1, __ATOMIC_RELAXED);
-        pthread_mutex_unlock(&pool.lock);
+        __atomic_fetch_sub(&pool->queued, 1, __ATOMIC_RELAXED);
+        pthread_mutex_unlock(&pool->lock);
         offload_settled(hub);
         if (abandon)
             abandon(arg);
         offload_task_free(hub, t);
     } else {
         t->abandoned = 1; /* the completion callback calls abandon */
-        pthread_mutex_unlock(&pool.lock);
+        pthread_mutex_unlock(&pool->lock);
     }
     errno = err;
     return -1;
 }
 
+int co_offload(co_work_fn fn, void *arg, co_work_fn abandon, int64_t deadline)
+{
+    return offload__run(OFFLOAD_APP, "co_offload", fn, arg, abandon, deadline);
+}
+
 int co_offload_hook(co_work_fn init, co_work_fn fini, void *arg)
 {
-    pthread_mutex_lock(&pool.lock);
-    if (pool.nhooks == pool.hooks_cap) {
-        size_t cap = pool.hooks_cap ? pool.hooks_cap * 2 : 8;
-        struct offload_hook *grown = realloc(pool.hooks, cap * sizeof *grown);
+    struct offload_pool *pool = &offload_pools[OFFLOAD_APP];
+    pthread_mutex_lock(&pool->lock);
+    if (pool->nhooks == pool->hooks_cap) {
+        size_t cap = pool->hooks_cap ? pool->hooks_cap * 2 : 8;
+        struct offload_hook *grown = realloc(pool->hooks, cap * sizeof *grown);
         if (!grown) {
-            pthread_mutex_unlock(&pool.lock);
+            pthread_mutex_unlock(&pool->lock);
             errno = ENOMEM;
             return -1;
         }
-        pool.hooks = grown;
-        pool.hooks_cap = cap;
+        pool->hooks = grown;
+        pool->hooks_cap = cap;
     }
-    pool.hooks[pool.nhooks++] = (struct offload_hook){init, fini, arg};
+    pool->hooks[pool->nhooks++] = (struct offload_hook){init, fini, arg};
     /* Idle workers run the new init now rather than at their next task. */
-    pool.generation++;
-    pthread_cond_broadcast(&pool.work);
-    pthread_mutex_unlock(&pool.lock);
+    pool->generation++;
+    pthread_cond_broadcast(&pool->work);
+    pthread_mutex_unlock(&pool->lock);
     return 0;
 }
 
@@ -413,11 +445,12 @@ int co_offload_set_threads(unsigned n)
         errno = EINVAL;
         return -1;
     }
-    pthread_mutex_lock(&pool.lock);
-    int busy = pool.started > 0;
+    struct offload_pool *pool = &offload_pools[OFFLOAD_APP];
+    pthread_mutex_lock(&pool->lock);
+    int busy = pool->started > 0;
     if (!busy)
-        pool.nthreads = n;
-    pthread_mutex_unlock(&pool.lock);
+        pool->nthreads = n;
+    pthread_mutex_unlock(&pool->lock);
     if (busy) {
         errno = EBUSY;
         return -1;

@@ -1231,31 +1231,6 @@ Test(fdio, dial_connects_to_a_local_listener_by_address_and_by_name)
 
 /* ===================================================================== */
 
-struct nxdomain_case {
-    int rc, err;
-};
-
-static void *nxdomain_main(void *arg)
-{
-    struct nxdomain_case *c = arg;
-    c->rc = co_dial("no-such-host.invalid", "80", co_deadline(GUARD_MS));
-    c->err = errno;
-    if (c->rc >= 0)
-        close(c->rc);
-    return NULL;
-}
-
-Test(fdio, dial_of_a_name_that_does_not_resolve_fails_with_eaddrnotavail)
-{
-    struct nxdomain_case c;
-    cr_assert_eq(co_run(nxdomain_main, &c, NULL), 0);
-    cr_assert_eq(c.rc, -1);
-    cr_assert_eq(c.err, EADDRNOTAVAIL, "errno %d (%s)", c.err, strerror(c.err));
-    assert_no_leaks();
-}
-
-/* ===================================================================== */
-
 struct dial_cancel_case {
     co_t *child;
     int rc, err;
@@ -1293,63 +1268,6 @@ Test(fdio,
     cr_assert_null(res, "%s", (char *)res);
     cr_assert_eq(c.rc, -1);
     cr_assert_eq(c.err, ECANCELED, "errno %d (%s)", c.err, strerror(c.err));
-    assert_no_leaks();
-}
-
-/* ===================================================================== */
-
-/* One offload thread, kept busy: the lookup waits in the queue until the
- * dial's deadline passes. */
-static int dial_blocker_release;
-static volatile int dial_blocker_running;
-
-static void dial_blocker_work(void *arg)
-{
-    (void)arg;
-    dial_blocker_running = 1;
-    while (!__atomic_load_n(&dial_blocker_release, __ATOMIC_ACQUIRE))
-        usleep(1000);
-}
-
-static void *dial_blocker_co(void *arg)
-{
-    (void)arg;
-    co_offload(dial_blocker_work, NULL, NULL, -1);
-    return NULL;
-}
-
-struct dial_slow_case {
-    int rc, err;
-};
-
-static void *dial_slow_main(void *arg)
-{
-    struct dial_slow_case *c = arg;
-    co_t *b = co_spawn(dial_blocker_co, NULL);
-    if (!b)
-        return (void *)"spawn failed";
-    int64_t guard = co_deadline(GUARD_MS);
-    while (!dial_blocker_running && co_now() < guard)
-        co_sleep(co_deadline(1));
-    c->rc = co_dial("localhost", "9", co_deadline(30));
-    c->err = errno;
-    if (c->rc >= 0)
-        close(c->rc);
-    __atomic_store_n(&dial_blocker_release, 1, __ATOMIC_RELEASE);
-    if (co_join(b, NULL, co_deadline(GUARD_MS)) != 0)
-        return (void *)"join failed";
-    return NULL;
-}
-
-Test(fdio, dial_times_out_while_its_lookup_waits_for_a_thread)
-{
-    cr_assert_eq(co_offload_set_threads(1), 0);
-    struct dial_slow_case c = {0};
-    void *res = (void *)"not run";
-    cr_assert_eq(co_run(dial_slow_main, &c, &res), 0);
-    cr_assert_null(res, "%s", (char *)res);
-    cr_assert_eq(c.rc, -1);
-    cr_assert_eq(c.err, ETIMEDOUT, "errno %d (%s)", c.err, strerror(c.err));
     assert_no_leaks();
 }
 
