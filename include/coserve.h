@@ -276,9 +276,15 @@ int co_offload_set_threads(unsigned n);
  *
  * A handler returns 0 when it is done. A handler that returns -1 before its
  * response started gets the client a 500 (and the error log names the app
- * and the request); after the response started, the connection is closed.
+ * and the request); after the response started, the connection is closed,
+ * the error log says so, and the access log keeps what the client got (the
+ * status sent, the body bytes that left).
  * Request and response memory, and every string they hand out, live until
- * the handler returns: copy what you keep longer.
+ * the handler returns: copy what you keep longer. Coroutines the handler
+ * starts may use the request and response while it runs (join them before
+ * returning). Any other use, after the handler returned or from a
+ * coroutine started before it, aborts the worker with a message naming the
+ * app and the call: it is a bug, like a call from the wrong thread.
  */
 typedef struct co_request co_request_t;
 typedef struct co_response co_response_t;
@@ -365,12 +371,13 @@ ssize_t co_req_read(co_request_t *req, void *buf, size_t n, int64_t deadline);
 /* ---- response ------------------------------------------------------- */
 
 /* Sets the status (100..999; default 200). Returns 0, or -1 with EINVAL or
- * EALREADY (the head was sent). */
+ * EALREADY (the head was sent, or fixed by co_res_send()). */
 int co_res_status(co_response_t *res, int status);
 /* Adds a header line (copied). Content-Length set here fixes the body size;
  * Date, Server, Connection and Transfer-Encoding are the server's. Returns
  * 0, or -1 with EINVAL (CR, LF or NUL in it, or a server-owned name),
- * ENOSPC (headers too large) or EALREADY (the head was sent). */
+ * ENOSPC (headers too large) or EALREADY (the head was sent, or fixed by
+ * co_res_send()). */
 int co_res_header(co_response_t *res, const char *name, const char *value);
 /* Appends body bytes. Small bodies are gathered and sent with a
  * Content-Length when the handler returns; a body that outgrows the buffer,
@@ -385,10 +392,16 @@ int co_res_flush(co_response_t *res);
  * written before and no Content-Length set, len becomes the Content-Length.
  * fd stays the caller's. Returns 0, or -1 with errno. */
 int co_res_sendfile(co_response_t *res, int fd, off_t offset, size_t len);
-/* Shorthand: status, Content-Type and a whole body. Returns 0 or -1. */
+/* Shorthand: status, Content-Type and a whole body. It fixes the head:
+ * later co_res_status, co_res_header and co_res_send calls fail with
+ * EALREADY (a second co_res_send is also logged, naming the app), while
+ * co_res_write, co_res_flush and co_res_sendfile add to the body. Returns
+ * 0, or -1 with EALREADY (the head was sent or fixed before), or the errno
+ * of co_res_status, co_res_header or co_res_write. */
 int co_res_send(co_response_t *res, int status, const char *content_type,
                 const void *body, size_t len);
-/* Non-zero once the head has been sent. */
+/* Non-zero once the head can no longer change: it was sent, or fixed by
+ * co_res_send(). */
 int co_res_started(const co_response_t *res);
 
 #pragma GCC visibility pop

@@ -115,7 +115,7 @@ static size_t accesslog_escape(char *out, size_t room, const char *s,
  * slices are complete and NUL-terminated). */
 static const char *accesslog_header(co_request_t *req, const char *name)
 {
-    return req->error_reason ? NULL : co_req_header(req, name);
+    return req->error_reason ? NULL : request__header(req, name);
 }
 
 static size_t accesslog_len(const char *s)

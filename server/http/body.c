@@ -230,7 +230,7 @@ static void body_send_continue(co_request_t *req)
 
 ssize_t co_req_read(co_request_t *req, void *buf, size_t n, int64_t deadline)
 {
-    coro__self("co_req_read");
+    guard__check(req, "co_req_read");
     if (req->body_error) {
         errno = req->body_error;
         return -1;

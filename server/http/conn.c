@@ -37,6 +37,8 @@ static void conn_req_put(struct http_server *srv, co_request_t *req)
     if (req->res.out)
         http__buf_put(srv, req->res.out);
     req->res.out = NULL;
+    req->owner = guard__none; /* a kept pointer's calls now abort */
+    req->live = 0;
     http__pool_put(&srv->req_pool, req);
 }
 
@@ -56,6 +58,8 @@ static co_request_t *conn_begin_request(struct conn *c)
     req->keep_alive = 0;
     req->expect_continue = 0;
     req->route = NULL;
+    req->owner = guard__none; /* until a coroutine serves it */
+    req->live = 0;
     req->body_mode = BODY_NONE;
     req->content_length = -1;
     req->body_left = req->body_read = 0;
@@ -394,6 +398,23 @@ static void conn_app_failed(co_request_t *req, int err)
     response__error(req, status, why);
 }
 
+/* A handler returned -1 after its head went out: closing the connection is
+ * all that is left (a chunked body then lacks its last chunk, a fixed one
+ * its length, so the client knows it is cut short). The access log keeps
+ * what the client got, nginx's way: the status sent and the body bytes the
+ * kernel took; this line says why it stops there. A write that failed
+ * because the client left is not the app's failure: not logged. */
+static void conn_app_failed_late(co_request_t *req, int err)
+{
+    if (!req->res.failed)
+        log_error("app %s failed on %s %s after its response started "
+                  "(status %d, %llu body bytes sent): %s; closing the "
+                  "connection",
+                  req->route->name, req->method, req->target, req->res.status,
+                  (unsigned long long)req->res.body_out, strerror(err));
+    req->res.failed = 1;
+}
+
 /* Runs the app for one parsed request. Returns non-zero if the connection
  * can serve another request. */
 static int conn_run_request(struct conn *c, co_request_t *req)
@@ -412,7 +433,10 @@ static int conn_run_request(struct conn *c, co_request_t *req)
         co_set_name(self, req->route->name);
         if (srv->cfg.request_timeout_ms > 0)
             conn_timer_set(c, srv->cfg.request_timeout_ms);
+        guard__begin(req, self);
         int rc = req->route->handler(req, &req->res);
+        int err = errno;
+        req->live = 0; /* from here on only this coroutine may use req */
         ev_timer_stop(srv->hub->loop, &c->timer);
         if (req->timed_out) {
             req->keep_alive = 0;
@@ -426,9 +450,9 @@ static int conn_run_request(struct conn *c, co_request_t *req)
             if (!req->res.started)
                 req->res.status = 499; /* for the log, as nginx says it */
         } else if (rc < 0 && !req->res.started && !req->res.failed) {
-            conn_app_failed(req, errno);
+            conn_app_failed(req, err);
         } else if (rc < 0) {
-            req->res.failed = 1; /* started: closing is all we can do */
+            conn_app_failed_late(req, err);
         } else if (response__finish(req) < 0) {
             req->res.failed = 1;
         }
@@ -508,6 +532,8 @@ static void *conn_serve(void *arg)
     struct http_server *srv = c->srv;
     for (;;) {
         co_request_t *req = c->req;
+        /* the coroutine the guard's one compare expects (guard.c) */
+        req->owner = c->co;
         if (req->res.status >= 400) { /* refused by the front end */
             req->keep_alive = 0;
             if (!req->method)

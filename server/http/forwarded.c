@@ -90,7 +90,7 @@ int forwarded__trusted(const struct conn *c)
 
 const char *forwarded__client(co_request_t *req)
 {
-    const char *xff = co_req_header(req, "x-forwarded-for");
+    const char *xff = request__header(req, "x-forwarded-for");
     if (!xff || !forwarded__trusted(req->conn))
         return NULL;
     const char *last = strrchr(xff, ',');
@@ -114,7 +114,7 @@ const char *forwarded__client(co_request_t *req)
 
 const char *forwarded__scheme(const co_request_t *req)
 {
-    const char *proto = co_req_header(req, "x-forwarded-proto");
+    const char *proto = request__header(req, "x-forwarded-proto");
     if (proto && forwarded__trusted(req->conn)) {
         if (strcasecmp(proto, "https") == 0)
             return "https";

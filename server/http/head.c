@@ -220,7 +220,7 @@ static int head_body_framing(co_request_t *req)
     if ((p->flags & F_TRANSFER_ENCODING) && req->version < 11)
         HEAD_FAIL(req, 400, "Transfer-Encoding in an HTTP/1.0 request");
     if (p->flags & F_TRANSFER_ENCODING) {
-        const char *te = co_req_header(req, "transfer-encoding");
+        const char *te = request__header(req, "transfer-encoding");
         if (!(p->flags & F_CHUNKED) || !te || strcasecmp(te, "chunked") != 0)
             HEAD_FAIL(req, 501, "only Transfer-Encoding: chunked is supported");
         req->body_mode = BODY_CHUNKED;
@@ -306,7 +306,7 @@ static int head_finish(co_request_t *req)
     if (head_has_dot_segment(req->path))
         HEAD_FAIL(req, 400, "dot segment in path");
     req->keep_alive = head_keep_alive(req);
-    const char *expect = co_req_header(req, "expect");
+    const char *expect = request__header(req, "expect");
     req->expect_continue = 0;
     if (expect) {
         if (strcasecmp(expect, "100-continue") != 0)

@@ -104,6 +104,8 @@ struct co_response {
     unsigned has_length : 1; /* app set Content-Length */
     unsigned head_only : 1;  /* HEAD request: no body bytes */
     unsigned failed : 1;     /* a write failed: close the connection */
+    unsigned fixed : 1;      /* co_res_send fixed the head (not yet sent) */
+    unsigned warned : 1;     /* a misuse of it was logged */
     uint64_t length;         /* the app's Content-Length */
     uint64_t sent;           /* body bytes written (for HEAD: would be) */
     uint64_t body_out;       /* body bytes the kernel took: the access log */
@@ -132,6 +134,11 @@ struct co_request {
     int keep_alive;
     int expect_continue; /* 100-continue not yet answered */
     const struct http_route *route;
+    /* the guard (guard.c): who may use the record */
+    struct co *owner;  /* the coroutine serving it, else guard__none */
+    uint64_t first_id; /* coroutines with higher ids started since the
+                          handler did */
+    uint8_t live;      /* its handler has not returned */
     /* body */
     enum body_mode body_mode;
     int64_t content_length; /* -1 unless BODY_LENGTH */
@@ -244,6 +251,25 @@ void conn__evict(struct http_server *srv);
  * with a request in flight, or not yet served, are left alone. */
 void conn__drain(struct conn *c);
 
+/* ---- guard.c ---- */
+/* What req->owner holds while no coroutine serves the record. */
+extern struct co *const guard__none;
+/* The rest of guard__check: returns for a coroutine the handler started
+ * while it runs; aborts, naming the app and `call`, for every other. */
+void guard__slow(const co_request_t *req, const char *call);
+/* The handler is about to run in self: from now until req->live is
+ * cleared, self and the coroutines started after may use req. */
+void guard__begin(co_request_t *req, struct co *self);
+
+/* The check at the top of every co_req_* and co_res_* call: the caller is
+ * the coroutine serving req (one compare), else see guard__slow. */
+static inline void guard__check(const co_request_t *req, const char *call)
+{
+    struct hub *hub = hub__self;
+    if (__builtin_expect(!hub || hub->current != req->owner, 0))
+        guard__slow(req, call);
+}
+
 /* ---- head.c ---- */
 /* Resets the parser for a new head. */
 void head__init(co_request_t *req);
@@ -296,6 +322,9 @@ const char *forwarded__scheme(const co_request_t *req);
 /* Copies s (len bytes) into the request's arena, NUL-terminated; NULL when
  * the arena is full. */
 char *request__arena_strdup(co_request_t *req, const char *s, size_t len);
+/* co_req_header without the guard, for the server's own code (the head
+ * parser runs in the hub, outside any coroutine). */
+const char *request__header(const co_request_t *req, const char *name);
 /* The value of a hex digit, or -1. */
 int request__hex(int ch);
 

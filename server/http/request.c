@@ -1,4 +1,5 @@
-/* The request accessors apps call (see coserve.h). */
+/* The request accessors apps call (see coserve.h). Each one starts with
+ * the guard (guard.c): a request used after its handler returned aborts. */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -21,42 +22,51 @@ char *request__arena_strdup(co_request_t *req, const char *s, size_t len)
 
 const char *co_req_method(const co_request_t *req)
 {
+    guard__check(req, "co_req_method");
     return req->method;
 }
 const char *co_req_target(const co_request_t *req)
 {
+    guard__check(req, "co_req_target");
     return req->target;
 }
 const char *co_req_path(const co_request_t *req)
 {
+    guard__check(req, "co_req_path");
     return req->path;
 }
 const char *co_req_script_name(const co_request_t *req)
 {
+    guard__check(req, "co_req_script_name");
     return req->script_name;
 }
 const char *co_req_path_info(const co_request_t *req)
 {
+    guard__check(req, "co_req_path_info");
     return req->path_info;
 }
 const char *co_req_query(const co_request_t *req)
 {
+    guard__check(req, "co_req_query");
     return req->query;
 }
 int co_req_version(const co_request_t *req)
 {
+    guard__check(req, "co_req_version");
     return req->version;
 }
 int64_t co_req_content_length(const co_request_t *req)
 {
+    guard__check(req, "co_req_content_length");
     return req->content_length;
 }
 const char *co_req_scheme(const co_request_t *req)
 {
+    guard__check(req, "co_req_scheme");
     return forwarded__scheme(req);
 }
 
-const char *co_req_header(const co_request_t *req, const char *name)
+const char *request__header(const co_request_t *req, const char *name)
 {
     size_t len = strlen(name);
     for (unsigned i = 0; i < req->nheaders; i++) {
@@ -67,14 +77,22 @@ const char *co_req_header(const co_request_t *req, const char *name)
     return NULL;
 }
 
+const char *co_req_header(const co_request_t *req, const char *name)
+{
+    guard__check(req, "co_req_header");
+    return request__header(req, name);
+}
+
 size_t co_req_header_count(const co_request_t *req)
 {
+    guard__check(req, "co_req_header_count");
     return req->nheaders;
 }
 
 int co_req_header_at(const co_request_t *req, size_t i, const char **name,
                      const char **value)
 {
+    guard__check(req, "co_req_header_at");
     if (i >= req->nheaders) {
         errno = ERANGE;
         return -1;
@@ -96,6 +114,7 @@ int request__hex(int ch)
 ssize_t co_req_query_param(const co_request_t *req, const char *name, char *buf,
                            size_t size)
 {
+    guard__check(req, "co_req_query_param");
     size_t nl = strlen(name);
     const char *p = req->query;
     while (p && *p) {
@@ -153,6 +172,7 @@ static const char *request_addr(co_request_t *req, int local)
 
 const char *co_req_remote_addr(const co_request_t *req)
 {
+    guard__check(req, "co_req_remote_addr");
     co_request_t *r = (co_request_t *)req;
     if (!r->remote_text)
         r->remote_text = forwarded__client(r);
@@ -163,15 +183,18 @@ const char *co_req_remote_addr(const co_request_t *req)
 
 int co_req_remote_port(const co_request_t *req)
 {
+    guard__check(req, "co_req_remote_port");
     return req->conn->peer_port;
 }
 
 const char *co_req_local_addr(const co_request_t *req)
 {
+    guard__check(req, "co_req_local_addr");
     return request_addr((co_request_t *)req, 1);
 }
 
 int co_req_local_port(const co_request_t *req)
 {
+    guard__check(req, "co_req_local_port");
     return req->conn->srv->local_port;
 }

@@ -21,6 +21,7 @@
 
 #include "core/fdio.h"
 #include "core/hook_libc.h"
+#include "core/log.h"
 #include "http/http.h"
 
 const char *response__reason(int status)
@@ -305,9 +306,15 @@ static int response_send_head(co_request_t *req, int64_t length,
     return response_send(req, iov, k, body);
 }
 
+static co_request_t *response_req(co_response_t *res)
+{
+    return (co_request_t *)((char *)res - offsetof(co_request_t, res));
+}
+
 int co_res_status(co_response_t *res, int status)
 {
-    if (res->started) {
+    guard__check(response_req(res), "co_res_status");
+    if (res->started || res->fixed) {
         errno = EALREADY;
         return -1;
     }
@@ -317,11 +324,6 @@ int co_res_status(co_response_t *res, int status)
     }
     res->status = status;
     return 0;
-}
-
-static co_request_t *response_req(co_response_t *res)
-{
-    return (co_request_t *)((char *)res - offsetof(co_request_t, res));
 }
 
 static int response_valid_text(const char *s, int is_name)
@@ -336,13 +338,13 @@ static int response_valid_text(const char *s, int is_name)
     return 1;
 }
 
-int co_res_header(co_response_t *res, const char *name, const char *value)
+/* Adds a line to the head not yet sent: the app's (co_res_header), or the
+ * server's own (a sendfile's length, an error page's type), which may come
+ * after co_res_send fixed the app's part. */
+static int response_add_header(co_request_t *req, const char *name,
+                               const char *value)
 {
-    co_request_t *req = response_req(res);
-    if (res->started) {
-        errno = EALREADY;
-        return -1;
-    }
+    struct co_response *res = &req->res;
     if (!response_valid_text(name, 1) || !response_valid_text(value, 0) ||
         !strcasecmp(name, "date") || !strcasecmp(name, "server") ||
         !strcasecmp(name, "connection") ||
@@ -387,6 +389,17 @@ invalid:
     return -1;
 }
 
+int co_res_header(co_response_t *res, const char *name, const char *value)
+{
+    co_request_t *req = response_req(res);
+    guard__check(req, "co_res_header");
+    if (res->started || res->fixed) {
+        errno = EALREADY;
+        return -1;
+    }
+    return response_add_header(req, name, value);
+}
+
 /* Sends body bytes on a committed response, framing them as needed. */
 static int response_stream(co_request_t *req, const void *buf, size_t n)
 {
@@ -425,7 +438,7 @@ static int response_commit(co_request_t *req)
 int co_res_write(co_response_t *res, const void *buf, size_t n)
 {
     co_request_t *req = response_req(res);
-    coro__self("co_res_write");
+    guard__check(req, "co_res_write");
     if (n == 0) /* co_res_send(res, 204, NULL, NULL, 0) is fine */
         return res->failed ? (errno = EPIPE, -1) : 0;
     if (res->failed) {
@@ -458,7 +471,7 @@ int co_res_write(co_response_t *res, const void *buf, size_t n)
 int co_res_flush(co_response_t *res)
 {
     co_request_t *req = response_req(res);
-    coro__self("co_res_flush");
+    guard__check(req, "co_res_flush");
     if (res->started)
         return res->failed ? -1 : 0;
     return response_commit(req);
@@ -467,11 +480,11 @@ int co_res_flush(co_response_t *res)
 int co_res_sendfile(co_response_t *res, int fd, off_t offset, size_t len)
 {
     co_request_t *req = response_req(res);
-    coro__self("co_res_sendfile");
+    guard__check(req, "co_res_sendfile");
     if (!res->started && res->out_len == 0 && !res->has_length) {
         char v[24];
         snprintf(v, sizeof v, "%zu", len);
-        if (co_res_header(res, "Content-Length", v) < 0)
+        if (response_add_header(req, "Content-Length", v) < 0)
             return -1;
     }
     if (!res->started && response_commit(req) < 0)
@@ -506,19 +519,45 @@ int co_res_sendfile(co_response_t *res, int fd, off_t offset, size_t len)
     return 0;
 }
 
+/* A second co_res_send once the head is sent or fixed: it fails, and the
+ * first response stands (it used to go out with both bodies under two
+ * Content-Type lines). Logged once per response, naming the app. */
+static void response_warn_again(co_request_t *req)
+{
+    struct co_response *res = &req->res;
+    if (res->warned)
+        return;
+    res->warned = 1;
+    log_warn("app %s: co_res_send called again on %s %s after the "
+             "response's head was %s: EALREADY, the first response stands",
+             req->route ? req->route->name : "(unknown)", req->method,
+             req->target, res->started ? "sent" : "fixed by co_res_send");
+}
+
 int co_res_send(co_response_t *res, int status, const char *content_type,
                 const void *body, size_t len)
 {
+    co_request_t *req = response_req(res);
+    guard__check(req, "co_res_send");
+    if (res->started || res->fixed) {
+        response_warn_again(req);
+        errno = EALREADY;
+        return -1;
+    }
     if (co_res_status(res, status) < 0)
         return -1;
     if (content_type && co_res_header(res, "Content-Type", content_type) < 0)
         return -1;
+    /* the head is whole: whatever the write does, a second send must not
+     * add to it */
+    res->fixed = 1;
     return co_res_write(res, body, len);
 }
 
 int co_res_started(const co_response_t *res)
 {
-    return res->started;
+    guard__check(response_req((co_response_t *)res), "co_res_started");
+    return res->started || res->fixed;
 }
 
 int response__finish(co_request_t *req)
@@ -563,7 +602,8 @@ int response__error(co_request_t *req, int status, const char *reason)
     res->hdr_len = 0;
     res->out_len = 0;
     res->has_length = 0;
-    co_res_header(res, "Content-Type", "text/plain; charset=utf-8");
+    res->fixed = 0; /* the app's co_res_send is dropped with its headers */
+    response_add_header(req, "Content-Type", "text/plain; charset=utf-8");
     struct iovec iov = {body, (size_t)n};
     res->sent = (uint64_t)n;
     return response_send_head(req, n, &iov, 1);
