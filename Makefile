@@ -29,7 +29,7 @@ ASAN_ENV     := ASAN_OPTIONS=detect_stack_use_after_return=0:detect_leaks=1 \
                 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 CORE_SRC  := $(wildcard server/core/*.c) $(SWITCH_SRC)
-SERVER_SRC := $(wildcard server/*.c server/app/*.c server/http/*.c)
+SERVER_SRC := $(wildcard server/*.c server/app/*.c server/http/*.c server/stream/*.c)
 LLHTTP_DIR := /usr/share/llhttp
 LLHTTP_SRC := $(notdir $(wildcard $(LLHTTP_DIR)/*.c))
 APP_NAMES := $(notdir $(patsubst %/,%,$(wildcard apps/*/)))

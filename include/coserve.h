@@ -32,8 +32,10 @@ extern "C" {
  * what it exports to apps (see server/coserve.dynlist). */
 #pragma GCC visibility push(default)
 
-/* Bumped whenever a struct or a call in this header changes incompatibly. */
-#define COSERVE_ABI_VERSION 1
+/* Bumped whenever a struct or a call in this header changes incompatibly.
+ * 2 added the stream fields at the end of struct co_app; the server still
+ * loads apps built for 1 (they have no stream). */
+#define COSERVE_ABI_VERSION 2
 
 /* fd readiness for co_wait_fd(). */
 #define CO_READABLE 1
@@ -291,13 +293,35 @@ typedef struct co_response co_response_t;
 
 typedef int (*co_handler_fn)(co_request_t *req, co_response_t *res);
 
+/*
+ * ---- stream apps (gevent's StreamServer) ----
+ *
+ * A descriptor with .stream serves a plain TCP or unix protocol: the master
+ * binds .listen (the operator can move or turn it off: --stream-listen
+ * NAME=ADDR|off), holds the socket across reloads as it holds the HTTP one,
+ * and every worker accepts from it. Each connection runs stream(fd, peer,
+ * peer_len) in a coroutine of its own. fd is non-blocking for the co_*
+ * calls, and plain read/write/recv/send on it wait cooperatively (unless
+ * the server runs --no-hooks); a plain write making no progress for
+ * --write-timeout fails with EAGAIN. fd belongs to the server, which
+ * closes it when stream returns: do not close it (shutdown() is fine).
+ * peer lives until stream returns. At a stop or reload the connection
+ * keeps running for --graceful-timeout, then is cancelled: its waits fail
+ * with ECANCELED. Return 0, or -1 with errno (logged).
+ */
+typedef int (*co_stream_fn)(int fd, const struct sockaddr *peer,
+                            socklen_t peer_len);
+
 struct co_app {
     uint32_t abi_version;  /* COSERVE_ABI_VERSION, checked at load */
     const char *name;      /* for logs */
     const char *mount;     /* "/hello"; NULL: "/" + the file's name */
     int (*init)(void);     /* optional, per worker: 0 ok, -1 refuse to load */
     void (*fini)(void);    /* optional, per worker */
-    co_handler_fn handler; /* required */
+    co_handler_fn handler; /* required unless .stream is set */
+    /* ABI 2: a plain TCP or unix protocol (see "stream apps" above) */
+    const char *listen;  /* "127.0.0.1:9000", "[::1]:9000", "unix:/path" */
+    co_stream_fn stream; /* run per connection; NULL: none */
 };
 
 #define COSERVE_APP_SYMBOL "coserve_app"

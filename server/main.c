@@ -25,6 +25,8 @@
 #include "http/server.h"
 #include "http/static.h"
 #include "master.h"
+#include "sockets.h"
+#include "stream/stream.h"
 
 static struct static_root main_www;
 static int main_have_www;
@@ -44,6 +46,8 @@ struct main_worker_ctx {
     int listen_fd;
     struct app_table table;
     int ready_fd;
+    struct stream_set streams; /* the stream apps' listeners */
+    struct app_stream_opts stream_opts;
 };
 
 /* In the worker's hub, before it accepts: init the apps, then tell the
@@ -52,6 +56,10 @@ static void main_apps_start(void *arg)
 {
     struct main_worker_ctx *w = arg;
     app__init_all(&w->table);
+    /* stream apps ask the master for their sockets over ready_fd, so
+     * before the ready byte */
+    w->stream_opts.ask_ctx = w;
+    app__streams_start(&w->table, &w->streams, &w->stream_opts);
     if (w->ready_fd >= 0) {
         ssize_t n = write(w->ready_fd, "1", 1);
         (void)n;
@@ -60,10 +68,71 @@ static void main_apps_start(void *arg)
     }
 }
 
+/* A stop begins: stream connections get the grace HTTP requests get. */
+static void main_apps_drain(void *arg, int64_t grace_ms)
+{
+    struct main_worker_ctx *w = arg;
+    stream__drain(&w->streams, grace_ms);
+}
+
 static void main_apps_stop(void *arg)
 {
     struct main_worker_ctx *w = arg;
+    stream__finish(&w->streams); /* before fini: handlers run app code */
     app__fini_all(&w->table);
+}
+
+/* A stream app's socket: the master binds it and keeps it (sockets.h). */
+static int main_ask_stream(void *arg, const char *spec, char *err,
+                           size_t errlen)
+{
+    struct main_worker_ctx *w = arg;
+    if (w->ready_fd < 0) {
+        snprintf(err, errlen, "no master to ask");
+        return -1;
+    }
+    return sockets__ask(w->ready_fd, spec, err, errlen);
+}
+
+static int main_socket_mode = 0660;
+
+/* In the master: a stream app's listener, unix sockets with the mode of
+ * --socket-mode. */
+static int main_listen_stream(const char *spec, char *err, size_t errlen)
+{
+    int fd = http__listen(spec, err, errlen);
+    if (fd >= 0 && strncmp(spec, "unix:", 5) == 0 &&
+        chmod(spec + 5, (mode_t)main_socket_mode) < 0) {
+        snprintf(err, errlen, "chmod %s: %s", spec + 5, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* --stream-listen entries, after COSERVE_STREAM_LISTEN's (comma
+ * separated): a later entry for an app wins. */
+#define MAIN_STREAMS_MAX 64
+static const char *main_streams[MAIN_STREAMS_MAX];
+static size_t main_nstreams;
+
+static int main_add_stream(const char *entry)
+{
+    if (main_nstreams == MAIN_STREAMS_MAX || app__streams_check(entry) < 0)
+        return -1;
+    main_streams[main_nstreams++] = entry;
+    return 0;
+}
+
+static int main_env_streams(void)
+{
+    const char *env = getenv("COSERVE_STREAM_LISTEN");
+    char *copy = env && *env ? strdup(env) : NULL, *save = NULL;
+    for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; t;
+         t = strtok_r(NULL, ",", &save))
+        if (main_add_stream(t) < 0)
+            return -1; /* copy stays: main_streams points into it */
+    return 0;
 }
 
 static int main_worker(void *arg, int ready_fd, struct watchdog_shared *slot)
@@ -81,6 +150,8 @@ static int main_worker(void *arg, int ready_fd, struct watchdog_shared *slot)
     w->cfg.route_ctx = &w->table;
     w->cfg.on_start = main_apps_start;
     w->cfg.on_stop = main_apps_stop;
+    w->cfg.on_drain = main_apps_drain;
+    stream__set_init(&w->streams);
     w->cfg.hooks_ctx = w;
     int rc = http__serve(&w->cfg, w->listen_fd);
     /* the apps' offload hooks (fini) must run while their code is mapped */
@@ -123,6 +194,14 @@ static void main_usage(FILE *out)
         "  --forwarded-allow-ips LIST  peers whose X-Forwarded-For/-Proto are\n"
         "                              believed (127.0.0.1,::1,unix; * = all)\n"
         "  --apps DIR                  load every .so in DIR (build/apps)\n"
+        "  --stream-listen NAME=ADDR   where stream app NAME listens "
+        "(HOST:PORT,\n"
+        "                              unix:PATH, or off); wins over its "
+        ".listen\n"
+        "                              and COSERVE_STREAM_LISTEN "
+        "(NAME=ADDR,...);\n"
+        "                              --max-connections counts per "
+        "listener\n"
         "  --www DIR                   static files (www); 'off' serves none\n"
         "  --access-log FILE|-|off     combined log + request time (-: "
         "stdout)\n"
@@ -236,7 +315,8 @@ enum {
     OPT_NOHOOKS,
     OPT_BLOCK,
     OPT_SENDFILE,
-    OPT_TIMEOUT
+    OPT_TIMEOUT,
+    OPT_STREAM
 };
 
 static const struct option main_options[] = {
@@ -267,6 +347,7 @@ static const struct option main_options[] = {
     {"block-threshold", required_argument, 0, OPT_BLOCK},
     {"sendfile-max-chunk", required_argument, 0, OPT_SENDFILE},
     {"timeout", required_argument, 0, OPT_TIMEOUT},
+    {"stream-listen", required_argument, 0, OPT_STREAM},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0},
 };
@@ -303,6 +384,9 @@ int main(int argc, char **argv)
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     unsigned workers = ncpu > 0 ? (unsigned)ncpu : 1;
     int socket_mode = 0660;
+    if (main_env_streams() < 0)
+        MAIN_BAD("COSERVE_STREAM_LISTEN: want NAME=ADDR,... (ADDR may be "
+                 "off)");
     int hooks = 1;
     int64_t block_ms = 100;
     int64_t timeout_ms = 30000;
@@ -427,6 +511,12 @@ int main(int argc, char **argv)
                 MAIN_BAD("--timeout: '%s' is not a duration like 30s, or off",
                          optarg);
             break;
+        case OPT_STREAM:
+            if (main_add_stream(optarg) < 0)
+                MAIN_BAD("--stream-listen: want NAME=HOST:PORT, NAME=unix:PATH "
+                         "or NAME=off, not '%s'",
+                         optarg);
+            break;
         case OPT_SENDFILE:
             if (main_size(optarg, &v) || fdio__set_sendfile_chunk(v) < 0)
                 MAIN_BAD("--sendfile-max-chunk: want 4K..1G, not '%s'", optarg);
@@ -485,13 +575,21 @@ int main(int argc, char **argv)
     wctx.apps = apps;
     wctx.listen_fd = fd;
     wctx.ready_fd = -1;
+    main_socket_mode = socket_mode;
+    wctx.stream_opts =
+        (struct app_stream_opts){.listen = main_streams,
+                                 .nlisten = main_nstreams,
+                                 .ask = main_ask_stream,
+                                 .max_conns = cfg.max_conns,
+                                 .write_timeout_ms = cfg.write_timeout_ms};
     struct master_config mcfg = {.workers = workers,
                                  .graceful_ms = cfg.grace_ms,
                                  .timeout_ms = timeout_ms,
                                  .worker_main = main_worker,
                                  .ctx = &wctx,
                                  .listen_fd = fd,
-                                 .listen_activated = activated};
+                                 .listen_activated = activated,
+                                 .listen_stream = main_listen_stream};
     int rc = master__run(&mcfg); /* it closes fd */
     if (strncmp(listen_spec, "unix:", 5) == 0 && fd >= 0)
         unlink(listen_spec + 5);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "sockets.h"
 
 #define MASTER_MAX_WORKERS 256
 /* A worker that dies before it is ready (its apps' init failed, say)
@@ -105,6 +106,7 @@ static void master_child(int index, int ready_wr)
     for (int i = 0; i < MASTER_MAX_WORKERS; i++)
         if (m.w[i].state != W_FREE && m.w[i].ready_fd >= 0)
             close(m.w[i].ready_fd);
+    sockets__close_inherited();
     /* exit, not _exit: atexit handlers and stdio buffers are the worker's
      * own (main flushed stdout before forking) */
     exit(m.cfg->worker_main(m.cfg->ctx, ready_wr, &m.slots[index]));
@@ -124,9 +126,11 @@ static void master_spawn_in(int i)
         log_error("master: no room for another worker");
         return;
     }
+    /* a socket pair, not a pipe: the worker also asks for its stream
+     * apps' sockets there, and gets them with SCM_RIGHTS (sockets.h) */
     int p[2];
-    if (pipe2(p, O_CLOEXEC) < 0) {
-        log_error("master: pipe: %s", strerror(errno));
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, p) < 0) {
+        log_error("master: socketpair: %s", strerror(errno));
         return;
     }
     memset(&m.slots[i], 0, sizeof m.slots[i]);
@@ -176,6 +180,7 @@ static void master_finish_reload(void)
 {
     if (master_count(m.generation, 1) < m.target)
         return;
+    sockets__prune(m.generation);
     for (int i = 0; i < MASTER_MAX_WORKERS; i++) {
         struct worker *w = &m.w[i];
         if (w->state != W_FREE && w->generation != m.generation) {
@@ -185,14 +190,25 @@ static void master_finish_reload(void)
     }
 }
 
+/* Whether the worker's channel holds its ready message ("1"), past any
+ * unanswered request a worker that died left there. */
+static int master_ready_sent(struct worker *w)
+{
+    char msg[8];
+    ssize_t r;
+    while (w->ready_fd >= 0 &&
+           (r = recv(w->ready_fd, msg, sizeof msg, MSG_DONTWAIT)) > 0)
+        if (msg[0] == '1')
+            return 1;
+    return 0;
+}
+
 static void master_reaped(int i, int status)
 {
     struct worker *w = &m.w[i];
     /* A worker may serve (and die) before this loop read its ready byte:
      * its pipe, closed by its death, still holds the byte then. */
-    char b;
-    int never_ready = w->state == W_STARTING &&
-                      !(w->ready_fd >= 0 && read(w->ready_fd, &b, 1) == 1);
+    int never_ready = w->state == W_STARTING && !master_ready_sent(w);
     int expected = w->state == W_STOPPING || m.stopping;
     /* what it was serving, the fault and the backtrace: the worker's own
      * crash report, logged before it died */
@@ -259,6 +275,7 @@ static void master_respawn_due(int64_t now)
  * at once. */
 static void master_close_listener(void)
 {
+    sockets__close_all();
     if (m.listen_fd < 0 || m.cfg->listen_activated)
         return;
     close(m.listen_fd);
@@ -456,6 +473,12 @@ int master__run(const struct master_config *cfg)
             if (w->kill_at >= 0 && (wake < 0 || w->kill_at < wake))
                 wake = w->kill_at;
             master_check_blocked(w, &m.slots[i], now, &wake);
+            /* a worker stopped while it starts may still be asking for
+             * its stream sockets: it gets an answer (a refusal) */
+            if (w->state == W_STOPPING && w->ready_fd >= 0) {
+                idx[n] = i;
+                pfd[n++] = (struct pollfd){.fd = w->ready_fd, .events = POLLIN};
+            }
             if (w->state == W_STARTING && w->ready_fd >= 0) {
                 idx[n] = i;
                 pfd[n++] = (struct pollfd){.fd = w->ready_fd, .events = POLLIN};
@@ -487,8 +510,18 @@ int master__run(const struct master_config *cfg)
                 continue;
             }
             struct worker *w = &m.w[idx[k]];
-            char b;
-            if (read(w->ready_fd, &b, 1) == 1 && w->state == W_STARTING) {
+            char b[600];
+            ssize_t r = recv(w->ready_fd, b, sizeof b - 1, MSG_DONTWAIT);
+            if (r < 0 && errno == EAGAIN)
+                continue;
+            if (r > 0 && b[0] == SOCKETS_ASK) { /* a stream app's socket */
+                b[r] = '\0';
+                sockets__answer(w->ready_fd, b + 1,
+                                w->state == W_STOPPING ? 0 : w->generation,
+                                m.cfg->listen_stream);
+                continue;
+            }
+            if (r == 1 && b[0] == '1' && w->state == W_STARTING) {
                 w->state = W_READY;
                 w->start_fails = 0;
                 if (w->generation == m.generation)
@@ -501,6 +534,7 @@ int master__run(const struct master_config *cfg)
     log_info("master %d: all workers stopped%s", (int)m.pid,
              m.failed ? " (some failed)" : "");
     close(m.sigfd);
+    sockets__close_all();
     if (m.listen_fd >= 0 && !m.cfg->listen_activated)
         close(m.listen_fd);
     sigprocmask(SIG_SETMASK, &m.old_mask, NULL);

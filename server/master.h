@@ -26,6 +26,7 @@
 #ifndef COSERVE_MASTER_H
 #define COSERVE_MASTER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/watchdog.h"
@@ -44,6 +45,10 @@ struct master_config {
      * (listen_activated), which keeps it open for the next start. */
     int listen_fd;
     int listen_activated;
+    /* Binds a stream app's listener when a worker asks for it (sockets.h);
+     * the master keeps it until a stop, or a reload that no longer wants
+     * it. */
+    int (*listen_stream)(const char *spec, char *err, size_t errlen);
 };
 
 /* Runs the master until it is told to stop and every worker has exited.

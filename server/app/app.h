@@ -24,6 +24,9 @@ struct app {
     char *file_name;
     void *dl;
     const struct co_app *desc;
+    /* the descriptor's stream fields (NULL for ABI 1, which has none) */
+    co_stream_fn stream;
+    const char *listen;
     char mount[APP_MOUNT_MAX]; /* "" for "/", else "/x" with no trailing / */
     struct http_route route;
     int initialized;
@@ -49,6 +52,33 @@ void app__fini_all(struct app_table *table);
 
 /* Runs fini where not yet done and closes the modules. */
 void app__unload_all(struct app_table *table);
+
+/* How a worker starts its stream apps (streams.c). */
+struct app_stream_opts {
+    /* "NAME=ADDR" or "NAME=off", by app name or file name; a later one
+     * wins over an earlier one and over the descriptor's .listen */
+    const char *const *listen;
+    size_t nlisten;
+    /* gets a listening socket for spec (from the master): the fd, or -1
+     * with a message in err */
+    int (*ask)(void *ctx, const char *spec, char *err, size_t errlen);
+    void *ask_ctx;
+    unsigned max_conns;       /* per listener */
+    int64_t write_timeout_ms; /* SO_SNDTIMEO of every connection */
+};
+
+struct stream_set;
+
+/* In the worker's hub, after app__init_all: for every app with a stream,
+ * finds its address, asks for the socket, and starts accepting in set. An
+ * app whose socket cannot be had keeps its HTTP side; its stream is
+ * refused with a log line naming the app and the reason. Returns how many
+ * were refused. */
+int app__streams_start(struct app_table *table, struct stream_set *set,
+                       const struct app_stream_opts *opts);
+
+/* Checks one "NAME=ADDR" / "NAME=off" entry. Returns 0 or -1. */
+int app__streams_check(const char *entry);
 
 /* The http router: the app whose mount is the longest prefix of path (on a
  * segment boundary), or NULL. ctx is the struct app_table. */

@@ -44,6 +44,13 @@ static int loader_mount(const char *in, char *out, size_t size)
     return 0;
 }
 
+/* The descriptor versions this server loads: the current one, and 1,
+ * whose struct is the current one's without the stream fields at its end. */
+static int loader_abi_ok(uint32_t v)
+{
+    return v == COSERVE_ABI_VERSION || v == 1;
+}
+
 /* Opens one module and checks its descriptor. Returns 0, or -1 after
  * logging why the file is refused. */
 static int loader_open(struct app *app, const char *path, const char *base,
@@ -59,26 +66,33 @@ static int loader_open(struct app *app, const char *path, const char *base,
     char mount[APP_MOUNT_MAX];
     if (!d)
         why = "no '" COSERVE_APP_SYMBOL "' descriptor (use COSERVE_APP)";
-    else if (d->abi_version != COSERVE_ABI_VERSION)
+    else if (!loader_abi_ok(d->abi_version))
         why = "built for another ABI version";
-    else if (!d->handler)
-        why = "descriptor has no handler";
-    if (!why) {
+    /* A version-1 descriptor ends before the stream fields: never read
+     * them from one (they would be whatever follows it in the module). */
+    co_stream_fn stream =
+        d && d->abi_version == COSERVE_ABI_VERSION ? d->stream : NULL;
+    if (!why && !d->handler && !stream)
+        why = "descriptor has no handler (nor stream)";
+    if (!why && !d->handler) {
+        mount[0] = '\0'; /* a stream-only app mounts nothing over HTTP */
+    } else if (!why) {
         char def[APP_MOUNT_MAX];
         snprintf(def, sizeof def, "/%.*s", (int)(strlen(base) - 3), base);
         if (loader_mount(d->mount ? d->mount : def, mount, sizeof mount) < 0)
             why = "invalid mount (must be an absolute path like /name)";
     }
-    if (!why)
+    if (!why && d->handler)
         for (size_t i = 0; i < table->count; i++)
-            if (strcmp(table->apps[i].mount, mount) == 0) {
+            if (table->apps[i].desc->handler &&
+                strcmp(table->apps[i].mount, mount) == 0) {
                 log_error("app %s refused: mount '%s' is taken by %s", path,
                           mount[0] ? mount : "/", table->apps[i].file);
                 dlclose(app->dl);
                 return -1;
             }
     if (why) {
-        if (d && d->abi_version != COSERVE_ABI_VERSION)
+        if (d && !loader_abi_ok(d->abi_version))
             log_error("app %s refused: %s (it has %u, this server %u)", path,
                       why, d->abi_version, COSERVE_ABI_VERSION);
         else
@@ -87,6 +101,8 @@ static int loader_open(struct app *app, const char *path, const char *base,
         return -1;
     }
     app->desc = d;
+    app->stream = stream;
+    app->listen = stream ? d->listen : NULL;
     memcpy(app->mount, mount, sizeof mount);
     return 0;
 }
@@ -160,8 +176,11 @@ int app__init_all(struct app_table *table)
             continue;
         }
         app->initialized = 1;
-        log_info("app %s: %s mounted at %s", app->route.name, app->file,
-                 app->mount[0] ? app->mount : "/");
+        if (!app->desc->handler)
+            log_info("app %s: %s (stream only)", app->route.name, app->file);
+        else
+            log_info("app %s: %s mounted at %s", app->route.name, app->file,
+                     app->mount[0] ? app->mount : "/");
         if (kept != i) {
             table->apps[kept] = *app;
             table->apps[kept].route.mount = table->apps[kept].mount;

@@ -13,6 +13,8 @@ const struct http_route *app__route(void *ctx, const char *path)
     for (size_t i = 0; i < table->count; i++) {
         const struct app *app = &table->apps[i];
         size_t n = strlen(app->mount);
+        if (!app->route.handler) /* stream only: nothing over HTTP */
+            continue;
         /* "/hello" matches "/hello" and "/hello/x", not "/helloworld" */
         if (strncmp(path, app->mount, n) == 0 &&
             (path[n] == '\0' || path[n] == '/'))

@@ -80,6 +80,14 @@ int coro__park(struct co *self, int64_t deadline, int flags);
  * unlinking it from its wait queue. Does nothing if co is not waiting. */
 void coro__wake(struct co *co, int err);
 
+/* Non-zero if a cancel should end co's waits now. Every cancellation
+ * check in core (and the hooks) goes through here, so a scope that holds
+ * cancellation back has one place to do it. */
+static inline int coro__cancel_pending(const struct co *co)
+{
+    return co->cancelled;
+}
+
 /* Parks self on a wait queue (see coro__park). */
 int coro__wait_on(struct co *self, struct list *queue, int64_t deadline);
 

@@ -74,6 +74,10 @@ struct http_config {
     /* Run in the hub's main coroutine: before accepting, after draining. */
     void (*on_start)(void *ctx);
     void (*on_stop)(void *ctx);
+    /* Run when a stop begins, before the HTTP drain, with the grace it
+     * gets (0 at a fast stop): other listeners (stream apps) drain in the
+     * same grace, not after it. NULL: none. */
+    void (*on_drain)(void *ctx, int64_t grace_ms);
     void *hooks_ctx;
 };
 

@@ -400,6 +400,8 @@ static void *server_main(void *arg)
     co_event_wait(m->stop, -1);
     log_info("stopping (grace %lld ms for %u requests)",
              (long long)srv->cfg.grace_ms, srv->active);
+    if (srv->cfg.on_drain)
+        srv->cfg.on_drain(srv->cfg.hooks_ctx, srv->cfg.grace_ms);
 
     /* Stop accepting. Busy connections close after their current response
      * (draining turns keep-alive off); idle kept-alive ones get a moment
