@@ -32,20 +32,9 @@ SIZE=${BENCH_BIGFILE_SIZE:-10G}
 SERVER_CPU=0
 CLIENT_CPU=1
 
-for tool in wrk curl taskset python3 awk truncate; do
-    command -v "$tool" >/dev/null 2>&1 || {
-        echo "bench_bigfile: $tool not found" >&2
-        exit 1
-    }
-done
-[ -x "$COSERVE" ] || { echo "bench_bigfile: $COSERVE missing (make build/coserve apps)" >&2; exit 1; }
-[ -f "$APPS/hello.so" ] || { echo "bench_bigfile: $APPS/hello.so missing (make apps)" >&2; exit 1; }
-if [ "$(nproc)" -lt 2 ]; then
-    echo "bench_bigfile: needs 2 cores (server on core 0, clients on core 1)" >&2
-    exit 1
-fi
-
 . "$(dirname "$0")/lib.sh"
+bench_preflight bench_bigfile wrk curl taskset python3 awk truncate
+
 T=$(mktemp -d /tmp/bench_bigfile.XXXXXX)
 SPID='' DLPID=''
 cleanup() {

@@ -31,24 +31,13 @@ CONNS=100
 SERVER_CPU=0
 CLIENT_CPU=1
 
-for tool in wrk python3 taskset curl awk sort; do
-    command -v "$tool" >/dev/null 2>&1 || {
-        echo "bench_hooks: $tool not found" >&2
-        exit 1
-    }
-done
-[ -x "$COSERVE" ] || { echo "bench_hooks: $COSERVE missing (make build/coserve apps)" >&2; exit 1; }
-[ -f "$APPS/hello.so" ] || { echo "bench_hooks: $APPS/hello.so missing (make apps)" >&2; exit 1; }
-if [ "$(nproc)" -lt 2 ]; then
-    echo "bench_hooks: needs 2 cores (servers on core 0, wrk on core 1)" >&2
-    exit 1
-fi
+. "$(dirname "$0")/lib.sh"
+bench_preflight bench_hooks wrk python3 taskset curl awk sort
 "$COSERVE" --help 2>&1 | grep -q -- '--no-hooks' ||
     { echo "bench_hooks: $COSERVE has no --no-hooks" >&2; exit 1; }
 
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
 
-. "$(dirname "$0")/lib.sh"
 T=$(mktemp -d /tmp/bench_hooks.XXXXXX)
 ONPID='' OFFPID=''
 cleanup() {
@@ -65,16 +54,6 @@ say() { printf '%s\n' "$*" | tee -a "$T/report"; }
 
 CLK_TCK=$(getconf CLK_TCK)
 
-# utime+stime (fields 14, 15) of the main process and its live children,
-# plus the main process's cutime+cstime (16, 17), in clock ticks (as in
-# bench_http.sh).
-cpu_ticks() { # $1 = main pid
-    { echo "$1"; pgrep -P "$1"; } | while read -r p; do
-        printf '%s ' "$p"
-        sed 's/^.*) //' /proc/"$p"/stat 2>/dev/null || echo
-    done | awk -v main="$1" '{ s += $13 + $14; if ($1 == main) s += $15 + $16 }
-                             END { print s + 0 }'
-}
 
 # Busy ticks of the servers' core (everything but idle and iowait).
 core_busy() {

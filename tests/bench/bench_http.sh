@@ -26,24 +26,13 @@ IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
 SERVER_CPU=0
 CLIENT_CPU=1
 
-for tool in wrk nginx python3 taskset curl awk; do
-    command -v "$tool" >/dev/null 2>&1 || {
-        echo "bench_http: $tool not found" >&2
-        exit 1
-    }
-done
-[ -x "$COSERVE" ] || { echo "bench_http: $COSERVE missing (make build/coserve apps)" >&2; exit 1; }
-[ -f "$APPS/hello.so" ] || { echo "bench_http: $APPS/hello.so missing (make apps)" >&2; exit 1; }
-if [ "$(nproc)" -lt 2 ]; then
-    echo "bench_http: needs 2 cores (server on core 0, wrk on core 1)" >&2
-    exit 1
-fi
+. "$(dirname "$0")/lib.sh"
+bench_preflight bench_http wrk nginx python3 taskset curl awk
 
 # File descriptors: 65536 if allowed, else whatever the hard limit is.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
 NOFILE=$(ulimit -n)
 
-. "$(dirname "$0")/lib.sh"
 T=$(mktemp -d /tmp/bench_http.XXXXXX)
 SPID='' NGPID='' CLPID=''
 cleanup() {
@@ -66,17 +55,6 @@ server_pids() { # $1 = main pid
     pgrep -P "$1"
 }
 
-# utime+stime (fields 14, 15) of the main process and its live children,
-# plus the main process's cutime+cstime (16, 17): a worker that exited and
-# was reaped during a run still counts. In clock ticks.
-cpu_ticks() { # $1 = main pid
-    for p in $(server_pids "$1"); do
-        # Strip "pid (comm) " so field numbering does not depend on comm.
-        printf '%s ' "$p"
-        sed 's/^.*) //' /proc/"$p"/stat 2>/dev/null || echo
-    done | awk -v main="$1" '{ s += $13 + $14; if ($1 == main) s += $15 + $16 }
-                             END { print s + 0 }'
-}
 
 rss_kib() { # $1 = main pid -> VmRSS of all its processes, KiB
     for p in $(server_pids "$1"); do

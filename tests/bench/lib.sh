@@ -35,3 +35,35 @@ stop_tree() {
     wait "$1" 2>/dev/null
     return 0
 }
+
+# $1 = script name, then the commands it needs: fails unless each is on
+# PATH, the server and hello app are built and there are 2+ cores (servers
+# on core 0, load on core 1).
+bench_preflight() {
+    name=$1
+    shift
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null 2>&1 || {
+            echo "$name: $tool not found" >&2
+            exit 1
+        }
+    done
+    [ -x "$COSERVE" ] || { echo "$name: $COSERVE missing (make build/coserve apps)" >&2; exit 1; }
+    [ -f "$APPS/hello.so" ] || { echo "$name: $APPS/hello.so missing (make apps)" >&2; exit 1; }
+    if [ "$(nproc)" -lt 2 ]; then
+        echo "$name: needs 2 cores (servers on core 0, clients on core 1)" >&2
+        exit 1
+    fi
+}
+
+# utime+stime (fields 14, 15) of the main process and its live children,
+# plus the main process's cutime+cstime (16, 17): a worker that exited and
+# was reaped during a run still counts. In clock ticks.
+cpu_ticks() { # $1 = main pid
+    { echo "$1"; pgrep -P "$1"; } | while read -r p; do
+        # Strip "pid (comm) " so field numbering does not depend on comm.
+        printf '%s ' "$p"
+        sed 's/^.*) //' /proc/"$p"/stat 2>/dev/null || echo
+    done | awk -v main="$1" '{ s += $13 + $14; if ($1 == main) s += $15 + $16 }
+                             END { print s + 0 }'
+}
