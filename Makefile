@@ -149,7 +149,7 @@ test: deps
 	    || { tail -60 $(BUILD)/fuzz.log; echo "fuzz: failed (build/fuzz.log)"; exit 1; }
 	$(Q)grep -h '^Done' $(BUILD)/fuzz.log | sed 's/^/  fuzz    /'
 	$(Q)rm -f $(BUILD)/test-counts
-	$(Q)$(MAKE) --no-print-directory test-plain test-asan test-valgrind test-header test-browser
+	$(Q)$(MAKE) --no-print-directory test-plain test-asan test-valgrind test-header test-examples test-browser
 	$(Q)awk '{p+=$$1; f+=$$2} END {printf "all: %d passed, %d failed\n", p, f}' $(BUILD)/test-counts
 
 test-plain test-asan: test-%:
@@ -177,6 +177,31 @@ test-header: $(BUILD)/plain/coserve
 	    echo "  header  coserve.h compiles as $$std ($$cc)"; done
 	$(Q)nm -D --defined-only $(BUILD)/plain/coserve | grep -q ' co_yield$$' \
 	    || { echo "header: the server no longer exports co_yield"; exit 1; }
+	$(Q)echo "1 0" >> $(BUILD)/test-counts
+
+# The gevent tutorials' programs in C (examples/NAME.c): each prints what
+# the same program under gevent (examples/py/NAME.py) prints, recorded in
+# examples/NAME.expected, order included. Where python3-gevent is installed
+# the Python programs are checked against the same files.
+.PHONY: test-examples
+EXAMPLES := $(basename $(notdir $(wildcard examples/*.expected)))
+GEVENT_PY := /usr/bin/python3
+$(BUILD)/examples/%: examples/%.c examples/example_net.h $(BUILD)/plain/libcore.a
+	$(call msg,LD,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(PLAIN_CC) $(PLAIN_CFLAGS) $< $(BUILD)/plain/libcore.a $(LIBS) -o $@
+
+test-examples: $(addprefix $(BUILD)/examples/,$(EXAMPLES))
+	$(Q)for e in $(EXAMPLES); do \
+	    timeout 60 $(BUILD)/examples/$$e > $(BUILD)/examples/$$e.out 2>&1 \
+	        && diff -u examples/$$e.expected $(BUILD)/examples/$$e.out \
+	        || { echo "example $$e: output differs from examples/$$e.expected"; exit 1; }; \
+	    echo "  example $$e: prints what gevent prints"; \
+	    if $(GEVENT_PY) -c 'import gevent' 2>/dev/null; then \
+	        timeout 60 $(GEVENT_PY) examples/py/$$e.py > $(BUILD)/examples/$$e.py.out 2>&1 \
+	            && diff -u examples/$$e.expected $(BUILD)/examples/$$e.py.out \
+	            || { echo "example $$e: gevent no longer prints examples/$$e.expected"; exit 1; }; \
+	    fi; done
 	$(Q)echo "1 0" >> $(BUILD)/test-counts
 
 # The notes page in headless Chromium, driven by Playwright.

@@ -6,6 +6,8 @@ set -e
 PKGS="build-essential clang libclang-rt-14-dev libev-dev node-llhttp \
 libsqlite3-dev libjansson-dev libcriterion-dev pkg-config valgrind wrk \
 nginx-light chromium sqlite3 curl gnuplot-nox libcurl4-openssl-dev openssl strace"
+# the examples' reference programs (make test-examples)
+PKGS="$PKGS python3-gevent"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
