@@ -120,8 +120,112 @@ int co_yield_now(void);
 #define co_yield co_yield_now
 #endif
 
-/* Waits until the deadline. Returns 0 then, or -1 with ECANCELED. */
+/* Waits until the deadline. Returns 0 then, or -1 with ECANCELED, or with
+ * ETIMEDOUT when a co_timeout scope's deadline came first. */
 int co_sleep(int64_t deadline);
+
+/* ---- outcomes: how a coroutine finished (gevent's Greenlet) ------------ */
+
+/* Longest co_fail() message kept, with its NUL. */
+#define CO_MSG_MAX 64
+
+/* How a coroutine finished, from co_join_outcome(). */
+struct co_outcome {
+    void *value;          /* what its body returned */
+    int err;              /* 0: success; co_fail's errno; ECANCELED */
+    char msg[CO_MSG_MAX]; /* co_fail's message, "" if none */
+};
+
+/* Marks the running coroutine as failed with err (an errno value; <= 0
+ * becomes EINVAL) and an optional short message (copied, truncated to
+ * CO_MSG_MAX - 1 bytes; NULL: none), gevent's exception for C. The body
+ * still returns as usual: co_fail returns NULL so that it can end with
+ * `return co_fail(ENOENT, "no such user");`. A later call replaces it. */
+void *co_fail(int err, const char *msg);
+
+/* Non-zero once co has finished, joined or not (gevent's ready()). co must
+ * not have been joined yet, nor be a detached coroutine that finished. */
+int co_ready(const co_t *co);
+
+/* Non-zero once co has finished without an error: it did not co_fail and
+ * was not cancelled before its body returned. Unlike gevent, where a
+ * killed greenlet counts as successful, a cancelled one has ECANCELED. */
+int co_successful(const co_t *co);
+
+/* The errno co finished with: 0 while it runs or if it succeeded,
+ * co_fail's err, or ECANCELED (cancelled before its body returned, and no
+ * co_fail). If msg is not NULL, *msg is co_fail's message ("" if none), a
+ * string belonging to co until it is joined. */
+int co_error(const co_t *co, const char **msg);
+
+/* co_join() that also says how co finished: fills *out (if not NULL) and
+ * frees co. Returns 0 once co has finished, whatever its outcome; -1 with
+ * ETIMEDOUT or ECANCELED (co still alive and joinable), EDEADLK (co is the
+ * caller) or EINVAL (co is detached, or another coroutine joins it). */
+int co_join_outcome(co_t *co, struct co_outcome *out, int64_t deadline);
+
+/* A callback run when a coroutine has finished (co_link). */
+typedef void (*co_link_fn)(co_t *co, void *arg);
+
+/* Calls fn(co, arg) once co has finished (gevent's rawlink): by the hub,
+ * outside any coroutine, right after co's body returned and its children
+ * were reaped, before any coroutine joining or waiting for co resumes, in
+ * the order the links were made. fn must not wait (a call that waits
+ * aborts there); it may read co's outcome, set an event, co_cancel, or
+ * co_spawn (that coroutine has no parent: join or detach it). fn must not
+ * join, detach or free co. If co has already finished, fn runs at once, in
+ * the caller. Returns 0, or -1 with ENOMEM. */
+int co_link(co_t *co, co_link_fn fn, void *arg);
+
+/* Removes the earliest co_link of fn with arg that has not run yet.
+ * Returns 0, or -1 with ENOENT (no such link). */
+int co_unlink(co_t *co, co_link_fn fn, void *arg);
+
+/* ---- timeout scopes (gevent.Timeout) and shields ----------------------- */
+
+/* A deadline over a block of calls in one coroutine. The caller owns it
+ * (on its stack, usually); the fields are private. */
+typedef struct co_timeout {
+    int64_t deadline;
+    unsigned shield;
+    struct co_timeout *next;
+} co_timeout_t;
+typedef co_timeout_t co_shield_t;
+
+/* Opens a scope in the running coroutine: until co_timeout_end(t), every
+ * wait (the calls here, and the hooked libc calls) ends at the deadline at
+ * the latest, failing with ETIMEDOUT (a hooked call with what it returns
+ * for a timeout). Scopes nest: a wait obeys the earliest deadline of the
+ * scopes open; an expired scope disturbs nothing once ended, and the
+ * coroutine is not cancelled. Unlike gevent.Timeout, nothing is thrown:
+ * a call that can finish without waiting still succeeds after the
+ * deadline, and code that never waits is never interrupted. -1: a scope
+ * without a deadline. */
+void co_timeout_begin(co_timeout_t *t, int64_t deadline);
+
+/* Closes scope t (ending an outer scope before an inner one is allowed;
+ * ending one twice does nothing). Returns non-zero if t's own deadline
+ * had passed, so t (not an outer scope) may be what failed the waits. */
+int co_timeout_end(co_timeout_t *t);
+
+/* Non-zero if t's deadline has passed: after a wait failed with
+ * ETIMEDOUT, says whether t's deadline (rather than another's) was due. */
+int co_timeout_expired(const co_timeout_t *t);
+
+/* Opens a shield, for cleanup a cancel must not cut short (closing a
+ * database connection politely after co_cancel or a request timeout):
+ * until co_shield_end(s), a cancel is held back (waits do not fail with
+ * ECANCELED; co_cancelled() still says 1) and the timeout scopes opened
+ * outside the shield do not apply; instead deadline bounds every wait
+ * (ETIMEDOUT), and timeout scopes opened inside still nest. Once the last
+ * shield ends, a held-back cancel applies again: the next wait fails with
+ * ECANCELED. Returns 0, or -1 with EINVAL if deadline is -1 (cleanup must
+ * be bounded); co_shield_end() on a shield that did not start does
+ * nothing. */
+int co_shield_begin(co_shield_t *s, int64_t deadline);
+
+/* Closes shield s. Returns non-zero if its deadline had passed. */
+int co_shield_end(co_shield_t *s);
 
 /* ---- cooperative fd I/O (fds must be O_NONBLOCK) ---------------------- */
 
@@ -227,6 +331,62 @@ void co_sem_free(co_sem_t *sem);
 int co_sem_acquire(co_sem_t *sem, int64_t deadline);
 /* Returns a permit, handing it to the longest waiter if there is one. */
 void co_sem_release(co_sem_t *sem);
+
+/* ---- wait for the first of several (gevent.wait, iwait; Go's select) -- */
+
+/* What a struct co_waitable waits for. */
+enum {
+    CO_WAIT_NONE,  /* nothing: the entry is skipped */
+    CO_WAIT_CO,    /* .co has finished (co_join then returns at once) */
+    CO_WAIT_EVENT, /* .event is set */
+    /* .chan: CO_READABLE, a recv would not wait (a message, a waiting
+     * sender, or closed); CO_WRITABLE, a send would not wait (room, a
+     * waiting receiver, or closed) */
+    CO_WAIT_CHAN,
+    CO_WAIT_SEM, /* .sem would give a permit without waiting */
+    CO_WAIT_FD,  /* .fd is readable or writable (as co_wait_fd) */
+};
+
+/* Most entries co_wait_any() watches without allocating. */
+#define CO_WAIT_STACK 16
+
+struct co_waitable {
+    int kind;   /* CO_WAIT_* */
+    int events; /* CHAN and FD: CO_READABLE and/or CO_WRITABLE */
+    union {
+        co_t *co;
+        co_event_t *event;
+        co_chan_t *chan;
+        co_sem_t *sem;
+        int fd;
+    };
+    int revents; /* out: what was ready (CO_READABLE for CO, EVENT, SEM) */
+};
+
+/* Waits until an entry of w[0..n) is ready and returns its index: the
+ * lowest ready one if some are ready at the call, else the first to become
+ * ready. Sets every entry's revents to what the call last saw. Returns -1
+ * with ETIMEDOUT, ECANCELED, ENOENT (every entry is CO_WAIT_NONE), EINVAL
+ * (an unknown kind, a NULL object, fd < 0, no events for CHAN or FD),
+ * EDEADLK (the caller itself as CO_WAIT_CO) or ENOMEM (over CO_WAIT_STACK
+ * entries). O(n): one pass to check (and one poll() for the fds), one to
+ * add a watcher per entry and one to remove them; up to CO_WAIT_STACK
+ * entries the watchers live on the caller's stack.
+ * Unlike gevent.wait(objects, count=1), it returns an index, not the
+ * objects. Unlike Go's select, it only reports readiness, as poll() does:
+ * nothing is received, sent or acquired, so the call that follows may
+ * still wait if another coroutine came first (give it a short deadline),
+ * and the two ends of an unbuffered channel never meet if both only wait
+ * here. There is no random choice among ready entries: the lowest index
+ * wins, so a busy entry first in the array can hide the others. */
+int co_wait_any(struct co_waitable *w, size_t n, int64_t deadline);
+
+/* gevent.iwait: co_wait_any(), then the entry returned becomes
+ * CO_WAIT_NONE (the caller's array changes), so calling it again and again
+ * reports each entry once, in the order they became ready. Returns the
+ * index, or -1 with ENOENT once every entry was reported, or as
+ * co_wait_any(). */
+int co_wait_next(struct co_waitable *w, size_t n, int64_t deadline);
 
 /* ---- pool: spawn with a limit on how many run at once ----------------- */
 

@@ -12,6 +12,7 @@
 
 #include "core/coro.h"
 #include "core/log.h"
+#include "core/wait.h"
 
 struct co_chan {
     size_t elem_size, capacity;
@@ -19,6 +20,7 @@ struct co_chan {
     int closed;
     struct list senders;   /* waiting, wait_data = their message */
     struct list receivers; /* waiting, wait_data = where to put one */
+    struct list watchers;  /* co_wait_any nodes (wait.h) */
     unsigned char *buf;
 };
 
@@ -42,6 +44,7 @@ co_chan_t *co_chan_new(size_t elem_size, size_t capacity)
     ch->closed = 0;
     list_init(&ch->senders);
     list_init(&ch->receivers);
+    list_init(&ch->watchers);
     return ch;
 }
 
@@ -49,7 +52,8 @@ void co_chan_free(co_chan_t *ch)
 {
     if (!ch)
         return;
-    if (!list_empty(&ch->senders) || !list_empty(&ch->receivers))
+    if (!list_empty(&ch->senders) || !list_empty(&ch->receivers) ||
+        !list_empty(&ch->watchers))
         log__fatal("co_chan_free: coroutines still wait on the channel");
     free(ch->buf);
     free(ch);
@@ -68,7 +72,7 @@ static struct co *chan_first(struct list *q)
 int co_chan_send(co_chan_t *ch, const void *elem, int64_t deadline)
 {
     struct co *self = coro__self("co_chan_send");
-    if (self->cancelled) {
+    if (coro__cancel_pending(self)) {
         errno = ECANCELED;
         return -1;
     }
@@ -84,16 +88,19 @@ int co_chan_send(co_chan_t *ch, const void *elem, int64_t deadline)
     }
     if (ch->count < ch->capacity) {
         memcpy(chan_slot(ch, ch->count++), elem, ch->elem_size);
+        wait__notify(&ch->watchers); /* readable now */
         return 0;
     }
     self->wait_data = (void *)elem;
+    /* a waiting sender makes the channel readable */
+    wait__notify(&ch->watchers);
     return coro__wait_on(self, &ch->senders, deadline);
 }
 
 int co_chan_recv(co_chan_t *ch, void *elem, int64_t deadline)
 {
     struct co *self = coro__self("co_chan_recv");
-    if (self->cancelled) {
+    if (coro__cancel_pending(self)) {
         errno = ECANCELED;
         return -1;
     }
@@ -106,6 +113,7 @@ int co_chan_recv(co_chan_t *ch, void *elem, int64_t deadline)
             memcpy(chan_slot(ch, ch->count++), tx->wait_data, ch->elem_size);
             coro__wake(tx, 0);
         }
+        wait__notify(&ch->watchers); /* writable now */
         return 0;
     }
     if (tx) { /* unbuffered: take it from the sender directly */
@@ -118,6 +126,8 @@ int co_chan_recv(co_chan_t *ch, void *elem, int64_t deadline)
         return -1;
     }
     self->wait_data = elem;
+    /* a waiting receiver makes the channel writable */
+    wait__notify(&ch->watchers);
     return coro__wait_on(self, &ch->receivers, deadline);
 }
 
@@ -131,4 +141,18 @@ void co_chan_close(co_chan_t *ch)
         ;
     while (coro__wake_first(&ch->receivers, EPIPE))
         ;
+    wait__notify(&ch->watchers);
+}
+
+int chan__ready(co_chan_t *ch)
+{
+    int r = ch->closed || ch->count || !list_empty(&ch->senders);
+    int w =
+        ch->closed || ch->count < ch->capacity || !list_empty(&ch->receivers);
+    return (r ? CO_READABLE : 0) | (w ? CO_WRITABLE : 0);
+}
+
+struct list *chan__watchers(co_chan_t *ch)
+{
+    return &ch->watchers;
 }

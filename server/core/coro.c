@@ -7,8 +7,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/deadline.h"
 #include "core/fiber.h"
 #include "core/log.h"
+#include "core/outcome.h"
+#include "core/wait.h"
 
 struct co *coro__self(const char *call)
 {
@@ -48,44 +51,44 @@ static void coro_switch_out(struct co *co)
     errno = saved_errno;
 }
 
-static void coro_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+int64_t coro__bound(const struct co *co, int64_t deadline)
 {
-    (void)revents;
-    struct co *co = list_entry(w, struct co, timer);
-    /* libev measures from its cached loop time, which may lag the clock a
-     * little: never wake before the deadline itself. */
-    int64_t left = co->deadline - co_now();
-    if (left > 0) {
-        ev_timer_set(w, (double)left / 1000.0, 0.);
-        ev_timer_start(loop, w);
-        return;
+    for (const struct co_timeout *t = co->scopes; t; t = t->next) {
+        if (t->deadline >= 0 && (deadline < 0 || t->deadline < deadline))
+            deadline = t->deadline;
+        if (t->shield)
+            break; /* scopes outside a shield do not reach into it */
     }
-    coro__wake(co, ETIMEDOUT);
+    return deadline;
 }
 
+/* The one place every wait goes through: cancellation (unless a shield
+ * holds it back) and the innermost timeout scopes apply here, so no wait
+ * in core can miss them. */
 int coro__park(struct co *self, int64_t deadline, int flags)
 {
-    if (self->cancelled && !(flags & CORO_PARK_NOCANCEL)) {
-        errno = ECANCELED;
-        return -1;
+    if (!(flags & CORO_PARK_NOCANCEL)) {
+        if (coro__cancel_pending(self)) {
+            errno = ECANCELED;
+            return -1;
+        }
+        if (self->scopes)
+            deadline = coro__bound(self, deadline);
     }
     struct hub *hub = self->hub;
     if (deadline >= 0) {
-        int64_t left = deadline - co_now();
-        if (left <= 0) {
+        if (deadline <= co_now()) {
             errno = ETIMEDOUT;
             return -1;
         }
-        self->deadline = deadline;
-        ev_timer_set(&self->timer, (double)left / 1000.0, 0.);
-        ev_timer_start(hub->loop, &self->timer);
+        deadline__add(hub, self, deadline);
     }
     self->park_flags = flags;
     self->wait_err = 0;
     self->state = CORO_WAITING;
     coro_switch_out(self);
     if (deadline >= 0)
-        ev_timer_stop(hub->loop, &self->timer);
+        deadline__remove(hub, self);
     if (self->wait_err) {
         errno = self->wait_err;
         return -1;
@@ -127,18 +130,32 @@ struct co *coro__wake_first(struct list *queue, int err)
 /* Cancels and joins the children a coroutine left behind, so nothing it
  * started outlives it (structured concurrency). This wait ignores the
  * parent's own cancellation: returning early would orphan the children. */
+/* The parent waits for a child's end as co_wait_any does (a watcher on
+ * its done_watchers), never through the joiner slot: another coroutine may
+ * sit in co_join() on the child, and taking its slot used to leave both
+ * freeing the child (a double free). The parent alone frees it (`reaping`
+ * tells a joiner not to), once a joiner woken by the child's end has run
+ * and let go of it. */
 static void coro_reap_children(struct co *self)
 {
     struct list *n;
     while ((n = list_pop_front(&self->children))) {
         struct co *child = list_entry(n, struct co, child_link);
         child->parent = NULL;
+        child->reaping = 1;
         co_cancel(child);
-        while (child->state != CORO_DONE) {
-            child->joiner = self;
-            coro__park(self, -1, CORO_PARK_NOCANCEL);
+        if (child->state != CORO_DONE) {
+            struct wait_node w = {.co = self, .index = -1};
+            list_push_back(&child->done_watchers, &w.link);
+            while (child->state != CORO_DONE)
+                coro__park(self, -1, CORO_PARK_NOCANCEL);
+            list_remove(&w.link);
         }
-        child->joiner = NULL;
+        while (child->joiner) { /* ready already: it runs before we do */
+            self->state = CORO_READY;
+            list_push_back(&self->hub->runq, &self->run_link);
+            coro_switch_out(self);
+        }
         coro__free(child);
     }
 }
@@ -148,10 +165,15 @@ static void coro_entry(void *p)
     struct co *co = p;
     fiber_finish(NULL, &co->hub->asan_bottom, &co->hub->asan_size);
     co->result = co->fn(co->arg);
+    /* the outcome is what the body left, before reaping (a cancel that
+     * comes while the children are reaped changes nothing) */
+    if (!co->exit_err && co->cancelled)
+        co->exit_err = ECANCELED;
     coro_reap_children(co);
     co->state = CORO_DONE;
     if (co->joiner)
         coro__wake(co->joiner, 0);
+    wait__notify(&co->done_watchers);
     coro_switch_out(co);
     log__fatal("finished coroutine %s was resumed", co_name(co));
 }
@@ -163,7 +185,10 @@ struct co *coro__spawn(struct hub *hub, struct co *parent, co_fn fn, void *arg)
         hub->free_cos = co->next_free;
     else if (!(co = malloc(sizeof *co)))
         return NULL;
-    if (stack__get(&hub->stacks, &co->stack) < 0) {
+    /* every live coroutine may park with a deadline: room for it now, so
+     * that parking never allocates */
+    if (deadline__reserve(hub, hub->live + 1) < 0 ||
+        stack__get(&hub->stacks, &co->stack) < 0) {
         co->next_free = hub->free_cos;
         hub->free_cos = co;
         errno = ENOMEM;
@@ -171,7 +196,7 @@ struct co *coro__spawn(struct hub *hub, struct co *parent, co_fn fn, void *arg)
     }
     co->hub = hub;
     co->state = CORO_READY;
-    co->cancelled = co->detached = 0;
+    co->cancelled = co->detached = co->reaping = 0;
     co->park_flags = 0;
     co->wait_err = 0;
     co->fn = fn;
@@ -190,7 +215,13 @@ struct co *coro__spawn(struct hub *hub, struct co *parent, co_fn fn, void *arg)
     co->name[0] = '\0'; /* "co-ID", formatted only if someone asks */
     co->describe = NULL;
     co->describe_arg = NULL;
-    ev_init(&co->timer, coro_timer_cb);
+    co->dl_pos = 0;
+    co->exit_err = 0;
+    co->exit_msg[0] = '\0';
+    co->links = NULL;
+    list_init(&co->done_watchers);
+    co->scopes = NULL;
+    co->shields = 0;
     ev_init(&co->io, NULL);
     switch__init(&co->ctx, co->stack.lo, co->stack.size, coro_entry, co);
     list_push_back(&hub->all, &co->all_link);
@@ -206,6 +237,7 @@ void coro__finished(struct co *co)
     co->stack.map = NULL;
     list_remove(&co->all_link);
     hub->live--;
+    outcome__run_links(co);
     if (co->detached)
         coro__free(co);
 }
@@ -214,6 +246,7 @@ void coro__free(struct co *co)
 {
     if (list_linked(&co->child_link))
         list_remove(&co->child_link);
+    outcome__drop_links(co);
     co->next_free = co->hub->free_cos;
     co->hub->free_cos = co;
 }
@@ -253,9 +286,10 @@ co_t *co_spawn(co_fn fn, void *arg)
     return coro__spawn(hub, hub->current, fn, arg);
 }
 
-int co_join(co_t *co, void **result, int64_t deadline)
+/* co_join's checks and wait: returns once co has finished, without
+ * freeing it (0), or -1 with errno. */
+static int coro_join_wait(struct co *self, struct co *co, int64_t deadline)
 {
-    struct co *self = coro__self("co_join");
     if (co == self) {
         errno = EDEADLK;
         return -1;
@@ -271,9 +305,31 @@ int co_join(co_t *co, void **result, int64_t deadline)
         if (rc < 0 && co->state != CORO_DONE)
             return -1;
     }
+    return 0;
+}
+
+int co_join(co_t *co, void **result, int64_t deadline)
+{
+    if (coro_join_wait(coro__self("co_join"), co, deadline) < 0)
+        return -1;
     if (result)
         *result = co->result;
-    coro__free(co);
+    if (!co->reaping) /* else its parent's end frees it */
+        coro__free(co);
+    return 0;
+}
+
+int co_join_outcome(co_t *co, struct co_outcome *out, int64_t deadline)
+{
+    if (coro_join_wait(coro__self("co_join_outcome"), co, deadline) < 0)
+        return -1;
+    if (out) {
+        out->value = co->result;
+        out->err = co->exit_err;
+        memcpy(out->msg, co->exit_msg, sizeof out->msg);
+    }
+    if (!co->reaping)
+        coro__free(co);
     return 0;
 }
 
@@ -306,7 +362,8 @@ void co_cancel(co_t *co)
     if (co->state == CORO_DONE)
         return;
     co->cancelled = 1;
-    if (co->state == CORO_WAITING && !(co->park_flags & CORO_PARK_NOCANCEL))
+    if (co->state == CORO_WAITING && !(co->park_flags & CORO_PARK_NOCANCEL) &&
+        !co->shields)
         coro__wake(co, ECANCELED);
 }
 
@@ -341,7 +398,7 @@ const char *co_name(const co_t *co)
 int co_yield_now(void)
 {
     struct co *self = coro__self("co_yield_now");
-    if (self->cancelled) {
+    if (coro__cancel_pending(self)) {
         errno = ECANCELED;
         return -1;
     }
@@ -357,5 +414,11 @@ int co_sleep(int64_t deadline)
     if (coro__park(self, deadline, 0) == 0)
         log__fatal("coroutine %s woken from sleep by a stray wake",
                    co_name(self));
-    return errno == ETIMEDOUT ? 0 : -1;
+    if (errno != ETIMEDOUT)
+        return -1;
+    /* a timeout scope may have ended the sleep before its own deadline */
+    if (deadline >= 0 && co_now() >= deadline)
+        return 0;
+    errno = ETIMEDOUT;
+    return -1;
 }

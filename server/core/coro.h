@@ -29,7 +29,16 @@ enum coro_state { CORO_READY, CORO_RUNNING, CORO_WAITING, CORO_DONE };
 typedef size_t (*coro_describe_fn)(void *arg, char *buf, size_t len);
 
 /* coro__park() flags */
-#define CORO_PARK_NOCANCEL 1 /* cancellation does not end this wait */
+/* Neither cancellation nor a co_timeout scope ends this wait (reaping
+ * children, draining a pool: waits that must see their end). */
+#define CORO_PARK_NOCANCEL 1
+
+/* A co_link() callback, run by the hub when the coroutine finished. */
+struct coro_link {
+    co_link_fn fn;
+    void *arg;
+    struct coro_link *next;
+};
 
 struct co {
     struct switch_ctx ctx;
@@ -37,6 +46,7 @@ struct co {
     enum coro_state state;
     unsigned cancelled : 1;
     unsigned detached : 1;
+    unsigned reaping : 1; /* its parent's end reaps it: the parent frees it */
     unsigned park_flags : 2;
     int wait_err; /* why the last wait ended: 0 or an errno */
     co_fn fn;
@@ -51,8 +61,19 @@ struct co {
     struct co *joiner; /* waiting in co_join() */
     void *wait_data;   /* per-wait payload (a channel's message) */
     int64_t deadline;  /* of the current wait */
-    ev_timer timer;
+    size_t dl_pos;     /* 1 + its slot in hub->dl_heap; 0: not there */
+    uint64_t dl_seq;   /* park order, for equal deadlines (deadline.c) */
     ev_io io;
+    /* How it finished (co_fail, or ECANCELED), what runs then (co_link),
+     * and co_wait_any's waiters for its end (wait.h nodes). */
+    int exit_err;
+    char exit_msg[CO_MSG_MAX];
+    struct coro_link *links;
+    struct list done_watchers;
+    /* co_timeout / co_shield scopes, innermost first, and how many of them
+     * are shields (cancellation is held back while one is). */
+    struct co_timeout *scopes;
+    unsigned shields;
     struct stack stack;
     void *asan_fake;
     uint64_t id;
@@ -80,13 +101,18 @@ int coro__park(struct co *self, int64_t deadline, int flags);
  * unlinking it from its wait queue. Does nothing if co is not waiting. */
 void coro__wake(struct co *co, int err);
 
-/* Non-zero if a cancel should end co's waits now. Every cancellation
- * check in core (and the hooks) goes through here, so a scope that holds
- * cancellation back has one place to do it. */
+/* Non-zero if a cancel should end co's waits now: it was cancelled and no
+ * co_shield scope holds the cancel back. Every cancellation check in core
+ * (and the hooks) goes through here. */
 static inline int coro__cancel_pending(const struct co *co)
 {
-    return co->cancelled;
+    return co->cancelled && !co->shields;
 }
+
+/* The deadline a wait of co with its own `deadline` really has: the
+ * earliest of it and co's timeout scopes, up to the innermost shield
+ * (a shield's deadline replaces the scopes outside it). */
+int64_t coro__bound(const struct co *co, int64_t deadline);
 
 /* Parks self on a wait queue (see coro__park). */
 int coro__wait_on(struct co *self, struct list *queue, int64_t deadline);

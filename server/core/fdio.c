@@ -48,7 +48,7 @@ static void fdio_ready_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 int fdio__wait(struct co *self, int fd, int events, int64_t deadline)
 {
-    if (self->cancelled) {
+    if (coro__cancel_pending(self)) {
         errno = ECANCELED;
         return -1;
     }

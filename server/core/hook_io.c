@@ -49,7 +49,7 @@ static ssize_t hook_io_run(struct co *co, int fd, int events, hook_try_fn try,
         return try(fd, call, 0, 0);
     int flags = 0;
     if (co) {
-        if (co->cancelled) {
+        if (coro__cancel_pending(co)) {
             errno = ECANCELED;
             return -1;
         }
@@ -381,7 +381,7 @@ HOOK_PUBLIC int accept4(int fd, struct sockaddr *addr, socklen_t *len,
         e = hook__fd_peek(fd);
     if (!e)
         return hook_accepted(fd, REAL(accept4)(fd, addr, len, flags), flags);
-    if (co && co->cancelled) {
+    if (co && coro__cancel_pending(co)) {
         errno = ECANCELED;
         return -1;
     }
@@ -418,7 +418,7 @@ HOOK_PUBLIC int connect(int fd, const struct sockaddr *addr, socklen_t len)
     struct hook_fd *e = co ? hook_io_blocking(fd) : NULL;
     if (!e || !(e->flags & HOOK_FD_SOCKET))
         return REAL(connect)(fd, addr, len);
-    if (co->cancelled) {
+    if (coro__cancel_pending(co)) {
         errno = ECANCELED;
         return -1;
     }

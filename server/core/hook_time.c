@@ -55,16 +55,18 @@ static int64_t hook_deadline_ns(int64_t ns)
 }
 
 /* Parks co for at least ns nanoseconds. Returns 0, or -1 with errno
- * ECANCELED and *left the time not slept. */
+ * ECANCELED (or ETIMEDOUT: a co_timeout scope ended it) and *left the
+ * time not slept. */
 static int hook_sleep_ns(struct co *co, int64_t ns, int64_t *left)
 {
     int64_t end = hook_clock_ns(CLOCK_MONOTONIC) + (ns > 0 ? ns : 0);
     int rc = ns > 0 ? co_sleep(hook_deadline_ns(ns)) : co_yield_now();
-    if (rc == 0 && !co->cancelled)
+    if (rc == 0 && !coro__cancel_pending(co))
         return 0;
+    int err = rc < 0 ? errno : ECANCELED;
     if (left)
         *left = end - hook_clock_ns(CLOCK_MONOTONIC);
-    errno = ECANCELED;
+    errno = err;
     return -1;
 }
 
@@ -157,7 +159,7 @@ static int hook_poll(struct co *co, struct pollfd *fds, nfds_t n,
     }
     int rc;
     for (;;) {
-        if (co->cancelled) {
+        if (coro__cancel_pending(co)) {
             errno = ECANCELED;
             rc = -1;
             break;

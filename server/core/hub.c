@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/coro.h"
+#include "core/deadline.h"
 #include "core/fiber.h"
 #include "core/hook.h"
 #include "core/log.h"
@@ -54,6 +55,7 @@ struct hub *hub__create(void)
     list_init(&hub->runq);
     list_init(&hub->all);
     stack__pool_init(&hub->stacks);
+    deadline__hub_init(hub);
     offload__hub_init(hub);
     hub__self = hub;
     if (watchdog__hub_init(hub) < 0) {
@@ -71,6 +73,7 @@ void hub__destroy(struct hub *hub)
         log__fatal("hub destroyed with %zu coroutines alive", hub->live);
     watchdog__hub_fini(hub);
     offload__hub_destroy(hub);
+    deadline__hub_destroy(hub);
     while (hub->free_cos) {
         struct co *co = hub->free_cos;
         hub->free_cos = co->next_free;
@@ -119,8 +122,12 @@ void hub__run(struct hub *hub, int (*done)(struct hub *, void *), void *arg)
         int idle = list_empty(&hub->runq);
         if (idle && hub->offloads && offload__spin(hub))
             continue;
+        deadline__arm(hub);
         int active = ev_run(hub->loop, idle ? EVRUN_ONCE : EVRUN_NOWAIT);
-        if (idle && !active && list_empty(&hub->runq) && !done(hub, arg))
+        deadline__expire(hub);
+        /* a deadline counts even when its timer fired a little early */
+        if (idle && !active && !hub->dl_len && list_empty(&hub->runq) &&
+            !done(hub, arg))
             log__fatal("deadlock: %zu coroutines wait with no deadline and "
                        "nothing left that could wake them",
                        hub->live);

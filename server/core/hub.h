@@ -33,6 +33,14 @@ struct hub {
     struct co *free_cos; /* recycled coroutine structs */
     uint64_t next_id;
 
+    /* Coroutines parked with a deadline, a heap ordered by (deadline, park
+     * order), and the one timer set for its top (deadline.c). */
+    struct co **dl_heap;
+    size_t dl_len, dl_cap;
+    uint64_t dl_seq;
+    ev_timer dl_timer;
+    int64_t dl_armed; /* the deadline dl_timer waits for; -1: stopped */
+
     /* Offload completions arrive from other threads through done_list. */
     ev_async wake;
     pthread_mutex_t done_lock;

@@ -85,7 +85,7 @@ int co_pool_spawn(co_pool_t *pool, co_fn fn, void *arg, int64_t deadline)
 int co_pool_join(co_pool_t *pool, int64_t deadline)
 {
     struct co *self = coro__self("co_pool_join");
-    if (self->cancelled) {
+    if (coro__cancel_pending(self)) {
         errno = ECANCELED;
         return -1;
     }

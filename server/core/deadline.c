@@ -1,0 +1,165 @@
+/*
+ * The hub's deadline heap (see deadline.h): a binary min-heap of parked
+ * coroutines keyed by (deadline, sequence number), and one ev_timer set
+ * for its top before each poll.
+ */
+#include "core/deadline.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "core/coro.h"
+#include "core/log.h"
+
+/* Earlier deadline first; the same deadline: parked first, woken first. */
+static int deadline_before(const struct co *a, const struct co *b)
+{
+    return a->deadline < b->deadline ||
+           (a->deadline == b->deadline && a->dl_seq < b->dl_seq);
+}
+
+/* Heap slots are 0-based, co->dl_pos is slot + 1 (0: not on the heap). */
+static void deadline_place(struct hub *hub, size_t i, struct co *co)
+{
+    hub->dl_heap[i] = co;
+    co->dl_pos = i + 1;
+}
+
+static void deadline_up(struct hub *hub, size_t i)
+{
+    struct co *co = hub->dl_heap[i];
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (!deadline_before(co, hub->dl_heap[parent]))
+            break;
+        deadline_place(hub, i, hub->dl_heap[parent]);
+        i = parent;
+    }
+    deadline_place(hub, i, co);
+}
+
+static void deadline_down(struct hub *hub, size_t i)
+{
+    struct co *co = hub->dl_heap[i];
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= hub->dl_len)
+            break;
+        if (c + 1 < hub->dl_len &&
+            deadline_before(hub->dl_heap[c + 1], hub->dl_heap[c]))
+            c++;
+        if (!deadline_before(hub->dl_heap[c], co))
+            break;
+        deadline_place(hub, i, hub->dl_heap[c]);
+        i = c;
+    }
+    deadline_place(hub, i, co);
+}
+
+static void deadline_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop, (void)revents;
+    /* nothing to do here: hub__run calls deadline__expire after the poll */
+    struct hub *hub =
+        (struct hub *)((char *)w - offsetof(struct hub, dl_timer));
+    hub->dl_armed = -1;
+}
+
+void deadline__hub_init(struct hub *hub)
+{
+    hub->dl_heap = NULL;
+    hub->dl_len = hub->dl_cap = 0;
+    hub->dl_seq = 0;
+    hub->dl_armed = -1;
+    ev_init(&hub->dl_timer, deadline_timer_cb);
+}
+
+void deadline__hub_destroy(struct hub *hub)
+{
+    ev_timer_stop(hub->loop, &hub->dl_timer);
+    free(hub->dl_heap);
+    hub->dl_heap = NULL;
+    hub->dl_cap = hub->dl_len = 0;
+}
+
+int deadline__reserve(struct hub *hub, size_t n)
+{
+    if (n <= hub->dl_cap)
+        return 0;
+    size_t cap = hub->dl_cap ? hub->dl_cap : 64;
+    while (cap < n)
+        cap *= 2;
+    struct co **heap = realloc(hub->dl_heap, cap * sizeof *heap);
+    if (!heap) {
+        errno = ENOMEM;
+        return -1;
+    }
+    hub->dl_heap = heap;
+    hub->dl_cap = cap;
+    return 0;
+}
+
+void deadline__add(struct hub *hub, struct co *co, int64_t deadline)
+{
+    if (hub->dl_len == hub->dl_cap && deadline__reserve(hub, hub->dl_len + 1))
+        log__fatal("deadline heap: no memory for %zu parked coroutines",
+                   hub->dl_len + 1);
+    co->deadline = deadline;
+    co->dl_seq = hub->dl_seq++;
+    hub->dl_heap[hub->dl_len++] = co;
+    deadline_up(hub, hub->dl_len - 1);
+}
+
+void deadline__remove(struct hub *hub, struct co *co)
+{
+    if (!co->dl_pos)
+        return;
+    size_t i = co->dl_pos - 1;
+    co->dl_pos = 0;
+    struct co *last = hub->dl_heap[--hub->dl_len];
+    if (i == hub->dl_len)
+        return;
+    hub->dl_heap[i] = last;
+    if (i > 0 && deadline_before(last, hub->dl_heap[(i - 1) / 2]))
+        deadline_up(hub, i);
+    else
+        deadline_down(hub, i);
+}
+
+void deadline__arm(struct hub *hub)
+{
+    if (!hub->dl_len) {
+        if (hub->dl_armed >= 0) {
+            ev_timer_stop(hub->loop, &hub->dl_timer);
+            hub->dl_armed = -1;
+        }
+        return;
+    }
+    int64_t d = hub->dl_heap[0]->deadline;
+    if (d == hub->dl_armed)
+        return;
+    /* Measured in ns against the clock co_now() reads, so the timer does
+     * not fire a whole millisecond early; libev's cached loop time may
+     * still make it a little early, and then the next turn re-arms it. */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t left_ns =
+        d * 1000000 - ((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
+    ev_timer_stop(hub->loop, &hub->dl_timer);
+    ev_timer_set(&hub->dl_timer, left_ns > 0 ? (double)left_ns / 1e9 : 0., 0.);
+    ev_timer_start(hub->loop, &hub->dl_timer);
+    hub->dl_armed = d;
+}
+
+void deadline__expire(struct hub *hub)
+{
+    if (!hub->dl_len)
+        return;
+    int64_t now = co_now();
+    while (hub->dl_len && hub->dl_heap[0]->deadline <= now) {
+        struct co *co = hub->dl_heap[0];
+        deadline__remove(hub, co);
+        coro__wake(co, ETIMEDOUT);
+    }
+}
