@@ -46,11 +46,19 @@ typedef struct co_event co_event_t;
 typedef struct co_chan co_chan_t;
 typedef struct co_sem co_sem_t;
 typedef struct co_pool co_pool_t;
+typedef struct co_pool_iter co_pool_iter_t;
+typedef struct co_lock co_lock_t;
+typedef struct co_result co_result_t;
+typedef struct co_queue co_queue_t;
 
 /* A coroutine body: its return value is what co_join() hands back. */
 typedef void *(*co_fn)(void *arg);
 /* Work for an offload thread, or a per-thread hook. */
 typedef void (*co_work_fn)(void *arg);
+/* One item of co_pool_map() / co_pool_imap_unordered(): stores its result
+ * in *result and returns 0, or returns -1 with errno, which is reported
+ * for that item alone. */
+typedef int (*co_task_fn)(void *arg, void **result);
 
 /* ---- time ------------------------------------------------------------- */
 
@@ -77,6 +85,13 @@ int co_run(co_fn fn, void *arg, void **result);
  * Returns a handle the caller must pass to co_join() or co_detach() (or leave
  * to the parent's end), or NULL with errno ENOMEM (no stack or memory). */
 co_t *co_spawn(co_fn fn, void *arg);
+
+/* gevent.spawn_later: co_spawn(), but fn(arg) starts delay_ms milliseconds
+ * from now; until then the coroutine waits in co_sleep(). The same handle
+ * rules apply (join, detach, or the parent's end). Cancelled before it
+ * starts, fn never runs and co_join's result is NULL. Returns the handle,
+ * or NULL with EINVAL (delay_ms < 0, fn NULL) or ENOMEM. */
+co_t *co_spawn_later(int64_t delay_ms, co_fn fn, void *arg);
 
 /* Waits until co has returned, stores its result in *result (if result is not
  * NULL) and frees co. Returns 0; -1 with ETIMEDOUT or ECANCELED, and co is
@@ -289,6 +304,22 @@ int co_dial(const char *host, const char *port, int64_t deadline);
  * string is the server's, valid until the caller next waits. */
 const char *co_dial_error(void);
 
+/* ---- sync objects: what event, channel, semaphore, lock, result, queue
+ * and pool share
+ *
+ * - Fair: waiters are served first come, first served, and a newcomer never
+ *   overtakes a waiter. A wake completes the waiter's call (the item, permit,
+ *   lock or value is handed to it), so once nobody waits, the object may be
+ *   freed, even before the woken coroutines have run.
+ * - Freeing an object while coroutines wait on it aborts with a message
+ *   naming the call: it is a bug, not an error.
+ * - Calls that never wait (set, release, close, *_nowait, task_done) work
+ *   in cancelled coroutines and on the hub thread outside coroutines (a
+ *   libev callback), unless said otherwise. Calls that may wait fail with
+ *   ECANCELED once the caller is cancelled, even when they need not wait.
+ * - Objects belong to the hub thread that made them.
+ */
+
 /* ---- event: a flag coroutines wait for -------------------------------- */
 
 /* A new, clear event, or NULL with ENOMEM. Freed by co_event_free(). */
@@ -324,13 +355,105 @@ void co_chan_close(co_chan_t *ch);
 
 /* A counting semaphore holding `value` permits, or NULL with ENOMEM. */
 co_sem_t *co_sem_new(unsigned value);
+/* gevent's BoundedSemaphore: a semaphore of `value` permits whose releases
+ * fail once it holds `value` again. NULL with ENOMEM. Freed by
+ * co_sem_free(). */
+co_sem_t *co_sem_new_bounded(unsigned value);
 /* Frees sem; nobody may be waiting on it. */
 void co_sem_free(co_sem_t *sem);
 /* Takes a permit, waiting (first come, first served) for one. Returns 0, or
  * -1 (ETIMEDOUT, ECANCELED). */
 int co_sem_acquire(co_sem_t *sem, int64_t deadline);
-/* Returns a permit, handing it to the longest waiter if there is one. */
-void co_sem_release(co_sem_t *sem);
+/* Returns a permit, handing it to the longest waiter if there is one.
+ * Returns 0, or -1 with EOVERFLOW (gevent's ValueError: released too many
+ * times) when nobody waits and the semaphore already holds its bound: the
+ * initial value for co_sem_new_bounded(), UINT_MAX otherwise. (It returned
+ * void before: callers built then ignore the int, in a register.) */
+int co_sem_release(co_sem_t *sem);
+
+/* ---- lock: gevent.lock's Lock and RLock, owned by a coroutine ---------- */
+
+/* co_lock_new: a Lock, which its owner may not take again (EDEADLK).
+ * co_rlock_new: an RLock, which its owner may take again and holds until it
+ * released it as many times. NULL with ENOMEM. Freed by co_lock_free(). */
+co_lock_t *co_lock_new(void);
+co_lock_t *co_rlock_new(void);
+/* Frees lock; nobody may be waiting on it (it may be held). */
+void co_lock_free(co_lock_t *lock);
+/* Takes lock for the calling coroutine, waiting (first come, first served)
+ * while another one holds it. Returns 0, or -1 with ETIMEDOUT, ECANCELED,
+ * EDEADLK (a Lock the caller holds) or EOVERFLOW (an RLock held UINT_MAX
+ * times). A coroutine that returns holding a lock leaves it held. */
+int co_lock_acquire(co_lock_t *lock, int64_t deadline);
+/* Releases one hold of lock; the last one hands it to the longest waiter.
+ * Returns 0, or -1 with EPERM when the caller does not hold it (the hub's
+ * own context never does). */
+int co_lock_release(co_lock_t *lock);
+/* Non-zero while a coroutine holds lock. */
+int co_lock_locked(const co_lock_t *lock);
+
+/* ---- result: gevent's AsyncResult, a value or an error set once -------- */
+
+/* An empty result, or NULL with ENOMEM. Freed by co_result_free(). It
+ * keeps the value pointer only: what it points to stays the setter's. */
+co_result_t *co_result_new(void);
+/* Frees r; nobody may be waiting on it. */
+void co_result_free(co_result_t *r);
+/* Stores value and wakes every waiter. Returns 0, or -1 with EALREADY
+ * when r already holds a value or an error (r is unchanged). */
+int co_result_set(co_result_t *r, void *value);
+/* Stores the error err (an errno value, > 0) with an optional message
+ * (copied, truncated to 127 bytes; NULL for none) and wakes every waiter.
+ * Returns 0, or -1 with EALREADY (as above) or EINVAL (err <= 0). */
+int co_result_set_error(co_result_t *r, int err, const char *msg);
+/* Non-zero once r holds a value or an error. */
+int co_result_ready(const co_result_t *r);
+/* Non-zero once r holds a value (not an error). */
+int co_result_successful(const co_result_t *r);
+/* The message stored with r's error, or NULL (none). The string belongs to
+ * r. */
+const char *co_result_message(const co_result_t *r);
+/* Waits until r is ready. Returns 0 with the value in *value (if value is
+ * not NULL), or -1 with the stored error's errno, or with ETIMEDOUT or
+ * ECANCELED when the wait itself ended first (then co_result_ready() is
+ * 0). */
+int co_result_get(co_result_t *r, void **value, int64_t deadline);
+/* co_result_get() without waiting: -1 with EAGAIN while r is empty. */
+int co_result_get_nowait(const co_result_t *r, void **value);
+
+/* ---- queue: gevent's Queue and JoinableQueue, a FIFO of pointers ------- */
+
+/* A queue of up to maxsize items (0: unbounded, as gevent's Queue()), or
+ * NULL with ENOMEM. Items are void * the queue stores and never frees; the
+ * ones left at co_queue_free() are dropped. Every queue counts the items
+ * put and not yet marked done, for co_queue_join() (JoinableQueue). */
+co_queue_t *co_queue_new(size_t maxsize);
+/* Frees q; nobody may be waiting on it (to put, get or join). */
+void co_queue_free(co_queue_t *q);
+/* Appends item, waiting while a bounded q is full. A deadline already
+ * past (0) never waits. Returns 0, or -1 with EPIPE (closed), ETIMEDOUT,
+ * ECANCELED or ENOMEM (an unbounded q could not grow). */
+int co_queue_put(co_queue_t *q, void *item, int64_t deadline);
+/* Takes the oldest item into *item (if item is not NULL), waiting for one.
+ * Returns 0, or -1 with EPIPE (closed and empty), ETIMEDOUT or ECANCELED. */
+int co_queue_get(co_queue_t *q, void **item, int64_t deadline);
+/* put and get that never wait: -1 with EAGAIN where those would wait
+ * (gevent's Full and Empty), else as they do. */
+int co_queue_put_nowait(co_queue_t *q, void *item);
+int co_queue_get_nowait(co_queue_t *q, void **item);
+/* The number of items in q (gevent's qsize()); waiting putters' are not. */
+size_t co_queue_qsize(const co_queue_t *q);
+/* Closes q (Python 3.13's Queue.shutdown()): waiting and later putters get
+ * EPIPE; getters get the items left, then EPIPE. Joins are unaffected.
+ * Closing twice does nothing. */
+void co_queue_close(co_queue_t *q);
+/* Marks one item taken from q as done; the last one wakes every joiner.
+ * Returns 0, or -1 with EOVERFLOW (gevent's ValueError) when every item
+ * put is already done. */
+int co_queue_task_done(co_queue_t *q);
+/* Waits until every item put in q has been marked done. Returns 0, or -1
+ * with ETIMEDOUT or ECANCELED. */
+int co_queue_join(co_queue_t *q, int64_t deadline);
 
 /* ---- wait for the first of several (gevent.wait, iwait; Go's select) -- */
 
@@ -393,7 +516,9 @@ int co_wait_next(struct co_waitable *w, size_t n, int64_t deadline);
 /* A pool running at most `limit` coroutines at once, or NULL with EINVAL
  * (limit 0) or ENOMEM. */
 co_pool_t *co_pool_new(size_t limit);
-/* Cancels and joins the pool's coroutines still running, then frees it. */
+/* Cancels and joins the pool's coroutines still running, then frees it.
+ * Nobody may be waiting for a slot (in co_pool_spawn, co_pool_map, or an
+ * iterator not yet freed). */
 void co_pool_free(co_pool_t *pool);
 /* Waits for a free slot, then starts fn(arg) in the pool; its result is
  * dropped. Returns 0, or -1 with ETIMEDOUT, ECANCELED or ENOMEM. */
@@ -401,6 +526,31 @@ int co_pool_spawn(co_pool_t *pool, co_fn fn, void *arg, int64_t deadline);
 /* Waits until every coroutine of the pool has returned. Returns 0, or -1 with
  * ETIMEDOUT or ECANCELED. */
 int co_pool_join(co_pool_t *pool, int64_t deadline);
+/* gevent's Pool.map: runs fn(args[i], &result) for every i < n, starting
+ * them in order as the pool has slots (shared with co_pool_spawn), and
+ * waits for all. results[i] gets item i's result (NULL if it failed) and
+ * errs[i] 0 or its errno (EIO if it failed leaving errno 0); either array
+ * may be NULL. Returns how many items failed (0: none), or -1 with
+ * ETIMEDOUT or ECANCELED (the items still running were cancelled and have
+ * ended; those not started report this errno) or ENOMEM. */
+int co_pool_map(co_pool_t *pool, co_task_fn fn, void *const *args, size_t n,
+                void **results, int *errs, int64_t deadline);
+/* gevent's Pool.imap_unordered: starts the items as co_pool_map() does and
+ * returns an iterator giving each back as it finishes. args must live
+ * until co_pool_iter_free(), which the caller must call, and before
+ * co_pool_free(). Returns NULL with EINVAL (fn NULL, or args NULL and n >
+ * 0), ENOMEM or ECANCELED. */
+co_pool_iter_t *co_pool_imap_unordered(co_pool_t *pool, co_task_fn fn,
+                                       void *const *args, size_t n);
+/* Waits for the next finished item: its index, result and error (0 or its
+ * errno) go to *index, *result, *err (each may be NULL). Returns 0, or -1
+ * with EPIPE (all n returned), ETIMEDOUT or ECANCELED. */
+int co_pool_iter_next(co_pool_iter_t *it, size_t *index, void **result,
+                      int *err, int64_t deadline);
+/* Cancels the items still running (those not started never will), waits
+ * until they have ended, even in a cancelled coroutine, and frees it.
+ * Nobody may be in co_pool_iter_next() on it. */
+void co_pool_iter_free(co_pool_iter_t *it);
 
 /* ---- offload: blocking work on a thread pool -------------------------- */
 

@@ -15,6 +15,11 @@
  *      one hub over a socketpair, both sides calling plain recv()/send() on
  *      BLOCKING fds (the hooks park them), vs both sides calling
  *      co_recv()/co_send_all() on non-blocking fds.       target <= 1.2x
+ *   6. a queue round trip: one void * each way between two coroutines of one
+ *      hub through two co_queue_t (put + get, the getter parked each time),
+ *      vs the same through two co_chan_t of void * (capacity 1). A thread
+ *      pair over a mutex/condvar, row 3's anchor, is printed beside it.
+ *                                                          target <= 1.2x
  *   7. wait-any over 100 objects: a coroutine parked in co_wait_any() on
  *      100 pipe fds, woken by a byte in the last one, vs a plain poll()
  *      over the same 100 fds (hooked: one ev_io per fd). target <= 1.2x
@@ -415,6 +420,76 @@ static double ping_pong(int hooked, long n)
     return dt / (double)n;
 }
 
+/* ---- 6. queue round trip ------------------------------------------- */
+
+/* [0] carries the timed side's items to the peer, [1] brings them back.
+ * chan: the anchor, the same exchange over co_chan_t. */
+static struct {
+    int chan;
+    co_queue_t *q[2];
+    co_chan_t *ch[2];
+} qr;
+
+static int qr_put(int i, void *item)
+{
+    return qr.chan ? co_chan_send(qr.ch[i], &item, -1)
+                   : co_queue_put(qr.q[i], item, -1);
+}
+
+static int qr_get(int i, void **item)
+{
+    return qr.chan ? co_chan_recv(qr.ch[i], item, -1)
+                   : co_queue_get(qr.q[i], item, -1);
+}
+
+static void *qr_peer(void *arg)
+{
+    (void)arg;
+    void *item;
+    while (qr_get(0, &item) == 0)
+        if (qr_put(1, item) != 0)
+            die("queue round trip: peer put");
+    if (errno != EPIPE)
+        die("queue round trip: peer get");
+    return NULL; /* closed: the run is over */
+}
+
+/* ns per round trip (put one item, get it back) over n round trips. */
+static double queue_round_trip(int chan, long n)
+{
+    qr.chan = chan;
+    for (int i = 0; i < 2; i++) {
+        qr.q[i] = chan ? NULL : co_queue_new(0);
+        qr.ch[i] = chan ? co_chan_new(sizeof(void *), 1) : NULL;
+        if (chan ? !qr.ch[i] : !qr.q[i])
+            die("queue round trip: new");
+    }
+    co_t *peer = co_spawn(qr_peer, NULL);
+    if (!peer)
+        die("co_spawn");
+    double t0 = 0;
+    for (long i = -1000; i < n; i++) { /* 1000 warm-up round trips */
+        if (i == 0)
+            t0 = now_ns();
+        void *item = NULL;
+        if (qr_put(0, (void *)(intptr_t)i) != 0 || qr_get(1, &item) != 0 ||
+            item != (void *)(intptr_t)i)
+            die("queue round trip");
+    }
+    double dt = now_ns() - t0;
+    if (chan)
+        co_chan_close(qr.ch[0]);
+    else
+        co_queue_close(qr.q[0]);
+    if (co_join(peer, NULL, -1) != 0)
+        die("co_join");
+    for (int i = 0; i < 2; i++) {
+        co_queue_free(qr.q[i]);
+        co_chan_free(qr.ch[i]);
+    }
+    return dt / (double)n;
+}
+
 /* ---- 7. wait-any over 100 objects ----------------------------------- */
 
 /* 100 pipes; a peer coroutine writes a byte into the last one each round,
@@ -475,7 +550,7 @@ static double wait_any_round(int use_poll, long n)
 /* ---- the run ------------------------------------------------------- */
 
 static long n_switch, n_swapctx, n_spawn, n_pthread, n_offload, n_condvar;
-static long n_rt, n_waitany;
+static long n_rt, n_queue, n_waitany;
 
 struct figures {
     double yield_ns, swapctx_ns;
@@ -484,6 +559,7 @@ struct figures {
     struct mem_result mem;
     double thread_kib;
     double hooked_ns[RT_REPEAT], corecv_ns[RT_REPEAT];
+    double queue_ns, chan_ns;
     double waitany_ns, poll_ns;
 };
 
@@ -498,6 +574,7 @@ static void *bench_main(void *arg)
     f->yield_ns = f->swapctx_ns = 1e300;
     f->spawn_ns = f->pthread_ns = 1e300;
     f->offload_ns = f->condvar_ns = 1e300;
+    f->queue_ns = f->chan_ns = 1e300;
     for (int r = 0; r < REPEAT; r++) {
         f->swapctx_ns = best(f->swapctx_ns, anchor_swapcontext(n_swapctx));
         f->yield_ns = best(f->yield_ns, coserve_yield(n_switch));
@@ -515,6 +592,10 @@ static void *bench_main(void *arg)
     for (int r = 0; r < RT_REPEAT; r++) {
         f->corecv_ns[r] = ping_pong(0, n_rt);
         f->hooked_ns[r] = ping_pong(1, n_rt);
+    }
+    for (int r = 0; r < REPEAT; r++) {
+        f->chan_ns = best(f->chan_ns, queue_round_trip(1, n_queue));
+        f->queue_ns = best(f->queue_ns, queue_round_trip(0, n_queue));
     }
     f->waitany_ns = f->poll_ns = 1e300;
     for (int r = 0; r < REPEAT; r++) {
@@ -558,6 +639,7 @@ int main(int argc, char **argv)
     n_offload = iters(30000);
     n_condvar = iters(30000);
     n_rt = iters(25000);
+    n_queue = iters(2000000);
     n_waitany = iters(20000);
 
     struct utsname u;
@@ -622,6 +704,13 @@ int main(int argc, char **argv)
     printf("%-27s %-18s %-27s %-14s %-13s %s\n", "5 hooked recv round trip", a,
            b, c, "<= 1.2x", verdict(r_hooks <= 1.2));
 
+    double r_queue = f.queue_ns / f.chan_ns;
+    snprintf(a, sizeof a, "%.1f ns", f.queue_ns);
+    snprintf(b, sizeof b, "%.1f ns co_chan (void *)", f.chan_ns);
+    snprintf(c, sizeof c, "%.2fx", r_queue);
+    printf("%-27s %-18s %-27s %-14s %-13s %s\n", "6 queue round trip", a, b, c,
+           "<= 1.2x", verdict(r_queue <= 1.2));
+
     double r_waitany = f.waitany_ns / f.poll_ns;
     snprintf(a, sizeof a, "%.0f ns", f.waitany_ns);
     snprintf(b, sizeof b, "%.0f ns poll() 100 fds", f.poll_ns);
@@ -630,8 +719,9 @@ int main(int argc, char **argv)
            b, c, "<= 1.2x", verdict(r_waitany <= 1.2));
 
     printf("\niterations: co_yield_now %ld, swapcontext %ld, spawn %ld, "
-           "pthread %ld, offload %ld, condvar %ld, ping-pong %ld\n",
-           n_switch, n_swapctx, n_spawn, n_pthread, n_offload, n_condvar, n_rt);
+           "pthread %ld, offload %ld, condvar %ld, ping-pong %ld, queue %ld\n",
+           n_switch, n_swapctx, n_spawn, n_pthread, n_offload, n_condvar, n_rt,
+           n_queue);
     printf("ping-pong: 1 byte each way between two coroutines of one hub over "
            "an AF_UNIX socketpair;\n"
            "  hooked = recv()/send() on blocking fds, every recv parked "
@@ -639,6 +729,13 @@ int main(int argc, char **argv)
            "  %d runs each, alternating; the table has the best, the medians "
            "are: hooked %.0f ns, co_recv %.0f ns, ratio %.3fx\n",
            RT_REPEAT, med_hooked, med_corecv, med_hooked / med_corecv);
+    printf("queue: a void * each way between two coroutines of one hub, "
+           "the getter parked every time;\n"
+           "  co_queue = two unbounded co_queue_t, co_chan = two co_chan_t of "
+           "void * (capacity 1); between two threads\n"
+           "  (a mutex/condvar hand-off, row 3's anchor) a round trip is "
+           "%.0f ns, %.0fx the queue's\n",
+           f.condvar_ns, f.condvar_ns / f.queue_ns);
     printf("memory: %zu coroutines parked in co_sleep (of %d), %d threads "
            "parked on a condvar\n",
            f.mem.spawned, MEM_COROS, MEM_THREADS);

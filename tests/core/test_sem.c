@@ -1,6 +1,6 @@
 /*
  * test_sem.c - co_sem_t: a counting semaphore with first-come-first-served
- * handoff.
+ * handoff, and the bounded one (gevent's BoundedSemaphore).
  *
  * Bodies run inside co_run() and record what they saw; the assertions run
  * after co_run() returned. Nothing asserts on elapsed time.
@@ -8,6 +8,7 @@
 #include <criterion/criterion.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -318,4 +319,116 @@ Test(sem, a_permit_handed_to_a_waiter_cancelled_before_it_ran_is_not_lost)
               "waiter: rc %d errno %s", st.rc, strerror(st.err));
     /* ...but the permit exists exactly once */
     cr_assert_eq(st.later_rc, 0, "the permit was lost");
+}
+
+/* ---- bounded ---------------------------------------------------------- */
+
+struct bounded_st {
+    co_sem_t *sem;
+    int made;
+    int over_rc, over_err; /* a release with all permits in */
+    int take_rc[2];
+    int back_rc[2];
+    int again_rc, again_err; /* released once more than acquired */
+    int waiter_rc;
+    int handoff_rc; /* a release to a waiter of a bounded 0 */
+    int zero_over_rc, zero_over_err;
+    int plain_rc; /* an unbounded semaphore never refuses */
+};
+
+static void *bounded_waiter(void *arg)
+{
+    struct bounded_st *st = arg;
+    st->waiter_rc = co_sem_acquire(st->sem, co_deadline(SAFETY_MS));
+    return NULL;
+}
+
+static void *bounded_main(void *arg)
+{
+    struct bounded_st *st = arg;
+    co_sem_t *sem = co_sem_new_bounded(2);
+    if (!sem)
+        return NULL;
+    st->made = 1;
+    errno = 0;
+    st->over_rc = co_sem_release(sem);
+    st->over_err = errno;
+    for (int i = 0; i < 2; i++)
+        st->take_rc[i] = co_sem_acquire(sem, co_deadline(SAFETY_MS));
+    for (int i = 0; i < 2; i++)
+        st->back_rc[i] = co_sem_release(sem);
+    errno = 0;
+    st->again_rc = co_sem_release(sem);
+    st->again_err = errno;
+    co_sem_free(sem);
+
+    /* bounded at 0: a release may still hand a permit to a waiter (the
+     * count stays 0), but never add one */
+    if (!(st->sem = co_sem_new_bounded(0)))
+        return NULL;
+    co_t *co = co_spawn(bounded_waiter, st);
+    co_yield_now();
+    st->handoff_rc = co_sem_release(st->sem);
+    co_join(co, NULL, co_deadline(SAFETY_MS));
+    errno = 0;
+    st->zero_over_rc = co_sem_release(st->sem);
+    st->zero_over_err = errno;
+    co_sem_free(st->sem);
+
+    co_sem_t *plain = co_sem_new(0);
+    if (plain) {
+        st->plain_rc = 0;
+        for (int i = 0; i < 10; i++)
+            st->plain_rc |= co_sem_release(plain);
+        co_sem_free(plain);
+    }
+    return NULL;
+}
+
+Test(sem, a_bounded_semaphore_refuses_a_release_above_its_initial_value)
+{
+    struct bounded_st st;
+    memset(&st, 0, sizeof st);
+    st.waiter_rc = st.handoff_rc = st.plain_rc = -2;
+    run(bounded_main, &st);
+    cr_assert(st.made);
+    cr_assert_eq(st.over_rc, -1, "a full bounded semaphore took a release");
+    cr_assert_eq(st.over_err, EOVERFLOW, "errno %s", strerror(st.over_err));
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(st.take_rc[i], 0, "acquire %d", i);
+        cr_assert_eq(st.back_rc[i], 0, "release %d", i);
+    }
+    cr_assert_eq(st.again_rc, -1);
+    cr_assert_eq(st.again_err, EOVERFLOW);
+    cr_assert_eq(st.handoff_rc, 0);
+    cr_assert_eq(st.waiter_rc, 0);
+    cr_assert_eq(st.zero_over_rc, -1);
+    cr_assert_eq(st.zero_over_err, EOVERFLOW);
+    cr_assert_eq(st.plain_rc, 0);
+}
+
+/* The count of a plain semaphore stops at UINT_MAX instead of wrapping. */
+static void *max_main(void *arg)
+{
+    int *rc = arg;
+    co_sem_t *sem = co_sem_new(UINT_MAX - 1);
+    if (!sem)
+        return NULL;
+    rc[0] = co_sem_release(sem);
+    errno = 0;
+    rc[1] = co_sem_release(sem);
+    rc[2] = errno;
+    rc[3] = co_sem_acquire(sem, co_now() - 1); /* permits are still there */
+    co_sem_free(sem);
+    return NULL;
+}
+
+Test(sem, a_release_at_uint_max_fails_with_eoverflow)
+{
+    int rc[4] = {-2, -2, 0, -2};
+    run(max_main, rc);
+    cr_assert_eq(rc[0], 0);
+    cr_assert_eq(rc[1], -1);
+    cr_assert_eq(rc[2], EOVERFLOW);
+    cr_assert_eq(rc[3], 0);
 }
