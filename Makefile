@@ -44,7 +44,8 @@ msg = @printf '  %-7s %s\n' $(1) $(2)
 
 .SECONDEXPANSION:
 
-.PHONY: all apps deps run demo bench fuzz test test-browser test-valgrind test-plain test-asan test-header bench-core clean format
+.PHONY: all apps deps run demo bench fuzz test test-browser test-valgrind test-plain test-asan test-header \
+        test-ucontext test-aarch64 bench-core clean format
 
 all: $(BUILD)/coserve $(BUILD)/asan/coserve $(BUILD)/interleave apps \
      $(foreach v,plain asan,$(addprefix $(BUILD)/$(v)/tests/,$(TEST_NAMES)))
@@ -120,6 +121,57 @@ endef
 $(eval $(call variant,plain,PLAIN))
 $(eval $(call variant,asan,ASAN))
 
+# The other context switches, so none rots: the core and its suites alone,
+# with the ucontext fallback built natively (build/ucontext) and with the
+# aarch64 assembly cross-built (build/aarch64, run under qemu-user).
+# Criterion:arm64 cannot be installed beside Criterion:amd64 (libnanomsg5
+# is not Multi-Arch: same), so scripts/deps.sh unpacks its two libraries
+# into AARCH64_LIBDIR; everything else is Debian's arm64 multiarch packages.
+CORE_TEST_NAMES := $(basename $(notdir $(wildcard tests/core/test_*.c)))
+PORT_CFLAGS     := $(filter-out -DCOSERVE_SWITCH_UCONTEXT,$(COMMON)) -O2
+UCONTEXT_CC     := gcc
+UCONTEXT_AR     := ar
+UCONTEXT_CFLAGS := $(PORT_CFLAGS) -DCOSERVE_SWITCH_UCONTEXT
+UCONTEXT_LIBS   := -lcriterion $(LIBS)
+AARCH64_CC      := aarch64-linux-gnu-gcc
+AARCH64_AR      := aarch64-linux-gnu-ar
+AARCH64_CFLAGS  := $(PORT_CFLAGS)
+AARCH64_LIBDIR  := /opt/coserve-arm64/usr/lib/aarch64-linux-gnu
+AARCH64_LIBS    := $(AARCH64_LIBDIR)/libcriterion.so.3 \
+                   -Wl,--disable-new-dtags,-rpath,$(AARCH64_LIBDIR) $(LIBS)
+
+# port_variant NAME,PREFIX,SWITCH: build/NAME/libcore.a and tests/test_*
+define port_variant
+$(BUILD)/$(1)/obj/%.c.o: %.c
+	$$(call msg,CC,$$<)
+	$(Q)mkdir -p $$(@D)
+	$(Q)$$($(2)_CC) $$($(2)_CFLAGS) -MMD -MP -c $$< -o $$@
+
+$(BUILD)/$(1)/obj/%.S.o: %.S
+	$$(call msg,AS,$$<)
+	$(Q)mkdir -p $$(@D)
+	$(Q)$$($(2)_CC) $$($(2)_CFLAGS) -MMD -MP -c $$< -o $$@
+
+$(BUILD)/$(1)/libcore.a: $$(patsubst %,$(BUILD)/$(1)/obj/%.o,$$(wildcard \
+        server/core/*.c server/core/arch/switch_$(3).*))
+	$$(call msg,AR,$$@)
+	$(Q)rm -f $$@ && $$($(2)_AR) rcs $$@ $$^
+
+$(BUILD)/$(1)/tests/%: tests/core/%.c $(BUILD)/$(1)/libcore.a
+	$$(call msg,TEST,$$@)
+	$(Q)mkdir -p $$(@D)
+	$(Q)$$($(2)_CC) $$($(2)_CFLAGS) -MMD -MP $$< \
+	    -Wl,--whole-archive $(BUILD)/$(1)/libcore.a -Wl,--no-whole-archive \
+	    $$($(2)_LIBS) -o $$@
+endef
+$(eval $(call port_variant,ucontext,UCONTEXT,ucontext))
+$(eval $(call port_variant,aarch64,AARCH64,aarch64))
+
+$(BUILD)/aarch64/fork-probe: tests/aarch64/fork_probe.c
+	$(call msg,LD,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(AARCH64_CC) $(AARCH64_CFLAGS) $< -lpthread -o $@
+
 $(BUILD)/coserve: $(BUILD)/plain/coserve
 	$(Q)cp -f $< $@
 
@@ -149,7 +201,8 @@ test: deps
 	    || { tail -60 $(BUILD)/fuzz.log; echo "fuzz: failed (build/fuzz.log)"; exit 1; }
 	$(Q)grep -h '^Done' $(BUILD)/fuzz.log | sed 's/^/  fuzz    /'
 	$(Q)rm -f $(BUILD)/test-counts
-	$(Q)$(MAKE) --no-print-directory test-plain test-asan test-valgrind test-header test-examples test-browser
+	$(Q)$(MAKE) --no-print-directory test-plain test-asan test-valgrind test-header test-examples \
+	    test-ucontext test-aarch64 test-browser
 	$(Q)awk '{p+=$$1; f+=$$2} END {printf "all: %d passed, %d failed\n", p, f}' $(BUILD)/test-counts
 
 test-plain test-asan: test-%:
@@ -161,6 +214,15 @@ test-valgrind: $(BUILD)/interleave
 	$(Q)valgrind -q --error-exitcode=3 --leak-check=full \
 	    --errors-for-leak-kinds=definite $(BUILD)/interleave > /dev/null \
 	    && echo "  valgrind: interleave demo clean" && echo "1 0" >> $(BUILD)/test-counts
+
+# The core suites over the ucontext fallback, and on aarch64 under qemu-user
+# (tests/aarch64/run.sh says how, and which tests this qemu cannot run).
+test-ucontext: $(addprefix $(BUILD)/ucontext/tests/,$(CORE_TEST_NAMES))
+	$(Q)sh tests/run-suites.sh ucontext $(BUILD)/ucontext/tests ""
+
+test-aarch64: $(addprefix $(BUILD)/aarch64/tests/,$(CORE_TEST_NAMES)) \
+              $(BUILD)/aarch64/fork-probe
+	$(Q)sh tests/aarch64/run.sh $(BUILD)/aarch64
 
 # include/coserve.h compiles warning-free as C11, C++11 and C++20 (co_yield
 # is a C++20 keyword), COSERVE_APP's descriptor is an exported, unmangled

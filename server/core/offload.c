@@ -129,7 +129,10 @@ static int offload_worker_spin(struct offload_pool *pool)
     }
     __atomic_store_n(&pool->spinner, 0, __ATOMIC_RELEASE);
     pthread_mutex_lock(&pool->lock);
-    return found;
+    /* A task queued after the last look, while we waited for the lock, was
+     * signalled to nobody: sleeping now would leave it queued (seen under
+     * qemu, where the window is wide). Under the lock the count is exact. */
+    return found || __atomic_load_n(&pool->queued, __ATOMIC_RELAXED) > 0;
 }
 
 static void *offload_worker(void *arg)
