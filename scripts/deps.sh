@@ -8,6 +8,9 @@ libsqlite3-dev libjansson-dev libcriterion-dev pkg-config valgrind wrk \
 nginx-light chromium sqlite3 curl gnuplot-nox libcurl4-openssl-dev openssl strace"
 # the examples' reference programs (make test-examples)
 PKGS="$PKGS python3-gevent"
+# the deployment kit's tests (tests/deploy/test_kit.c): logrotate runs
+# deploy/logrotate/coserve, systemd-analyze verifies deploy/systemd/
+PKGS="$PKGS logrotate systemd"
 # The aarch64 core suites (make test-aarch64): a cross compiler, qemu-user,
 # and arm64 libraries from Debian's arm64 archive (multiarch). Criterion
 # cannot be installed beside the amd64 one (its libnanomsg5 is not

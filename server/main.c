@@ -9,10 +9,14 @@
 #include <sys/stat.h>
 #include <getopt.h>
 #include <limits.h>
+#include <netdb.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "app/app.h"
@@ -25,8 +29,10 @@
 #include "http/server.h"
 #include "http/static.h"
 #include "master.h"
+#include "privs.h"
 #include "sockets.h"
 #include "stream/stream.h"
+#include "version.h"
 
 static struct static_root main_www;
 static int main_have_www;
@@ -95,6 +101,7 @@ static int main_ask_stream(void *arg, const char *spec, char *err,
 }
 
 static int main_socket_mode = 0660;
+static struct privs main_privs;
 
 /* In the master: a stream app's listener, unix sockets with the mode of
  * --socket-mode. */
@@ -104,6 +111,13 @@ static int main_listen_stream(const char *spec, char *err, size_t errlen)
     if (fd >= 0 && strncmp(spec, "unix:", 5) == 0 &&
         chmod(spec + 5, (mode_t)main_socket_mode) < 0) {
         snprintf(err, errlen, "chmod %s: %s", spec + 5, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    /* after the drop only a group of --user's is possible: the error
+     * says so */
+    if (fd >= 0 && strncmp(spec, "unix:", 5) == 0 &&
+        privs__chown_socket(&main_privs, spec + 5, err, errlen) < 0) {
         close(fd);
         return -1;
     }
@@ -180,6 +194,58 @@ static int main_socket_activation(void)
     return fd;
 }
 
+/* COSERVE_LISTEN: where this server's HTTP listener is, for apps that
+ * call the server itself (fanout): "unix:PATH" or "HOST:PORT". A request
+ * on a unix socket carries no address an app could dial, and a socket
+ * from systemd is known only by its fd, so it is asked for its name. */
+static void main_export_listen(int fd, const char *spec, int activated)
+{
+    char buf[NI_MAXHOST + NI_MAXSERV + 8];
+    if (activated) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        char host[NI_MAXHOST], port[NI_MAXSERV];
+        if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+            return;
+        if (ss.ss_family == AF_UNIX) {
+            const struct sockaddr_un *un = (const struct sockaddr_un *)&ss;
+            if (len <= offsetof(struct sockaddr_un, sun_path) ||
+                !un->sun_path[0])
+                return; /* unnamed or abstract: no path to give */
+            snprintf(buf, sizeof buf, "unix:%.*s",
+                     (int)(len - offsetof(struct sockaddr_un, sun_path)),
+                     un->sun_path);
+        } else if (getnameinfo((struct sockaddr *)&ss, len, host, sizeof host,
+                               port, sizeof port,
+                               NI_NUMERICHOST | NI_NUMERICSERV) == 0) {
+            snprintf(buf, sizeof buf, "%s%s%s:%s", strchr(host, ':') ? "[" : "",
+                     host, strchr(host, ':') ? "]" : "", port);
+        } else {
+            return;
+        }
+        spec = buf;
+    }
+    setenv("COSERVE_LISTEN", spec, 1);
+}
+
+/* --pid-file: the master's pid, for logrotate's postrotate (USR1) and
+ * scripts; the master keeps its pid across reloads. */
+static int main_write_pid_file(const char *path)
+{
+    char line[32];
+    int n = snprintf(line, sizeof line, "%d\n", (int)getpid());
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -1;
+    int ok = write(fd, line, (size_t)n) == n;
+    int e = errno;
+    if (close(fd) < 0 || !ok) {
+        errno = ok ? errno : e;
+        return -1;
+    }
+    return 0;
+}
+
 static void main_usage(FILE *out)
 {
     fprintf(
@@ -190,6 +256,13 @@ static void main_usage(FILE *out)
         "systemd\n"
         "                              socket activation, LISTEN_FDS, wins)\n"
         "  --socket-mode MODE          permissions of a unix socket (0660)\n"
+        "  --socket-owner USER[:GROUP] owner (and group) of a unix socket\n"
+        "  --socket-group GROUP        group of a unix socket (for Debian's\n"
+        "                              nginx: www-data, mode 0660)\n"
+        "  --user USER, --group GROUP  run as USER (its groups) / GROUP once\n"
+        "                              the sockets are bound (as root: needed\n"
+        "                              to run apps unprivileged)\n"
+        "  --pid-file FILE             write the master's pid there\n"
         "  --workers N                 worker processes (one per core)\n"
         "  --forwarded-allow-ips LIST  peers whose X-Forwarded-For/-Proto are\n"
         "                              believed (127.0.0.1,::1,unix; * = all)\n"
@@ -250,6 +323,7 @@ static void main_usage(FILE *out)
         "  --no-hooks                  leave blocking libc calls (sleep, read,\n"
         "                              connect, poll, getaddrinfo...) blocking\n"
         "                              in apps instead of cooperative\n"
+        "  --version                   print coserve's version\n"
         "  --help                      this text\n");
 }
 
@@ -316,7 +390,13 @@ enum {
     OPT_BLOCK,
     OPT_SENDFILE,
     OPT_TIMEOUT,
-    OPT_STREAM
+    OPT_STREAM,
+    OPT_VERSION,
+    OPT_SOCK_OWNER,
+    OPT_SOCK_GROUP,
+    OPT_USER,
+    OPT_GROUP,
+    OPT_PIDFILE
 };
 
 static const struct option main_options[] = {
@@ -348,6 +428,12 @@ static const struct option main_options[] = {
     {"sendfile-max-chunk", required_argument, 0, OPT_SENDFILE},
     {"timeout", required_argument, 0, OPT_TIMEOUT},
     {"stream-listen", required_argument, 0, OPT_STREAM},
+    {"version", no_argument, 0, OPT_VERSION},
+    {"socket-owner", required_argument, 0, OPT_SOCK_OWNER},
+    {"socket-group", required_argument, 0, OPT_SOCK_GROUP},
+    {"user", required_argument, 0, OPT_USER},
+    {"group", required_argument, 0, OPT_GROUP},
+    {"pid-file", required_argument, 0, OPT_PIDFILE},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0},
 };
@@ -376,7 +462,7 @@ static void main_raise_nofile(unsigned want)
 int main(int argc, char **argv)
 {
     const char *listen_spec = "127.0.0.1:8080", *apps = "build/apps",
-               *www = "www", *access = "-";
+               *www = "www", *access = "-", *pid_file = NULL;
     struct http_config cfg;
     http__config_defaults(&cfg);
     int opt;
@@ -521,6 +607,24 @@ int main(int argc, char **argv)
             if (main_size(optarg, &v) || fdio__set_sendfile_chunk(v) < 0)
                 MAIN_BAD("--sendfile-max-chunk: want 4K..1G, not '%s'", optarg);
             break;
+        case OPT_VERSION:
+            printf("coserve %s\n", COSERVE_VERSION);
+            return 0;
+        case OPT_SOCK_OWNER:
+            main_privs.socket_owner = optarg;
+            break;
+        case OPT_SOCK_GROUP:
+            main_privs.socket_group = optarg;
+            break;
+        case OPT_USER:
+            main_privs.user = optarg;
+            break;
+        case OPT_GROUP:
+            main_privs.group = optarg;
+            break;
+        case OPT_PIDFILE:
+            pid_file = optarg;
+            break;
         case 'h':
             main_usage(stdout);
             return 0;
@@ -531,6 +635,9 @@ int main(int argc, char **argv)
     }
     if (optind < argc)
         MAIN_BAD("unexpected argument '%s' (see --help)", argv[optind]);
+    char perr[300];
+    if (privs__resolve(&main_privs, perr, sizeof perr) < 0)
+        MAIN_BAD("%s", perr);
     if (cfg.max_url > cfg.max_head)
         cfg.max_url = cfg.max_head;
     hook__enabled = hooks;
@@ -566,7 +673,18 @@ int main(int argc, char **argv)
             chmod(listen_spec + 5, (mode_t)socket_mode) < 0)
             MAIN_BAD("--socket-mode: chmod %s: %s", listen_spec + 5,
                      strerror(errno));
+        const char *path = listen_spec + 5;
+        if (strncmp(listen_spec, "unix:", 5) == 0 &&
+            privs__chown_socket(&main_privs, path, err, sizeof err) < 0)
+            MAIN_BAD("%s", err);
     }
+    main_export_listen(fd, listen_spec, activated);
+    if (pid_file && main_write_pid_file(pid_file) < 0)
+        MAIN_BAD("--pid-file %s: %s", pid_file, strerror(errno));
+    /* every socket and file that needs them is open: drop privileges
+     * before a worker (and so any app code) exists */
+    if (privs__drop(&main_privs, err, sizeof err) < 0)
+        MAIN_BAD("%s", err);
     main_raise_nofile(cfg.max_conns);
     fflush(stdout);
 
@@ -591,8 +709,11 @@ int main(int argc, char **argv)
                                  .listen_activated = activated,
                                  .listen_stream = main_listen_stream};
     int rc = master__run(&mcfg); /* it closes fd */
-    if (strncmp(listen_spec, "unix:", 5) == 0 && fd >= 0)
+    /* systemd's socket stays: it is systemd's, for the next start */
+    if (strncmp(listen_spec, "unix:", 5) == 0 && fd >= 0 && !activated)
         unlink(listen_spec + 5);
+    if (pid_file)
+        unlink(pid_file); /* may fail after a drop: then it is stale */
     if (main_have_www)
         static__close(&main_www);
     if (cfg.access_log && cfg.access_log != stdout)

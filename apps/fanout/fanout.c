@@ -21,9 +21,11 @@
  *   show=1             also print the first bytes of each body
  *
  * Without url= or path= the target is COSERVE_FANOUT_URL, else this
- * server's /sleep?ms=100 at the address the request came in on. A server on
- * a unix socket has no such address (and libcurl needs the socket's path,
- * which an app is not told): give url= or set COSERVE_FANOUT_URL.
+ * server's /sleep?ms=100 at the address the request came in on. A request
+ * that came in on a unix socket (behind nginx) has no address to dial:
+ * then the server's own socket, which the server names in COSERVE_LISTEN
+ * ("unix:PATH"), is dialled with CURLOPT_UNIX_SOCKET_PATH, the URL's host
+ * being only the Host header (localhost).
  * COSERVE_FANOUT_CAINFO names a CA file for https targets (tests use their
  * own CA); certificates are always verified.
  *
@@ -74,6 +76,7 @@ struct fanout_call {
 struct fanout {
     int refs; /* the handler and each child still running */
     long timeout_ms;
+    int via_unix; /* dial fanout_self_sock, whatever url's host says */
     char url[FANOUT_URL_MAX];
     struct fanout_call calls[FANOUT_MAX];
 };
@@ -81,6 +84,7 @@ struct fanout {
 /* Set once per worker by fanout_init from the environment. */
 static char *fanout_env_url;      /* COSERVE_FANOUT_URL, checked */
 static const char *fanout_cainfo; /* COSERVE_FANOUT_CAINFO, or NULL */
+static char *fanout_self_sock;    /* COSERVE_LISTEN's unix socket path */
 
 static void fanout_release(struct fanout *f)
 {
@@ -142,6 +146,9 @@ static CURLcode fanout_setup(CURL *h, struct fanout *f, struct fanout_call *c)
         (rc = curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L)) ||
         (rc = curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, fanout_progress)))
         return rc;
+    if (f->via_unix &&
+        (rc = curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, fanout_self_sock)))
+        return rc;
     if (fanout_cainfo)
         return curl_easy_setopt(h, CURLOPT_CAINFO, fanout_cainfo);
     return CURLE_OK;
@@ -199,17 +206,28 @@ static const char *fanout_check_url(const char *url, char *out, size_t size)
     return why;
 }
 
-/* The URL of path on this server, at the address the request came in on.
- * Returns NULL or what is wrong. */
+/* The URL of path on this server, at the address the request came in on
+ * (over the server's unix socket: f->via_unix). Returns NULL or what is
+ * wrong. */
 static const char *fanout_self_url(const co_request_t *req, const char *path,
-                                   char *out, size_t size)
+                                   struct fanout *f)
 {
+    char *out = f->url;
+    size_t size = sizeof f->url;
     if (path[0] != '/')
         return "path must start with '/'";
     int port = co_req_local_port(req);
-    if (port == 0)
-        return "this server listens on a unix socket, which has no URL: "
-               "give url= (or set COSERVE_FANOUT_URL)";
+    if (port == 0) {
+        if (!fanout_self_sock)
+            return "this server's unix socket is not known (COSERVE_LISTEN "
+                   "is not unix:PATH): give url= (or set COSERVE_FANOUT_URL)";
+        char url[FANOUT_URL_MAX];
+        int n = snprintf(url, sizeof url, "http://localhost%s", path);
+        if (n < 0 || (size_t)n >= sizeof url)
+            return "path too long";
+        f->via_unix = 1;
+        return fanout_check_url(url, out, size);
+    }
     const char *addr = co_req_local_addr(req);
     int v6 = strchr(addr, ':') != NULL;
     char url[FANOUT_URL_MAX];
@@ -236,12 +254,12 @@ static const char *fanout_target(const co_request_t *req, struct fanout *f)
     if (ul >= 0)
         return fanout_check_url(url, f->url, sizeof f->url);
     if (pl >= 0)
-        return fanout_self_url(req, path, f->url, sizeof f->url);
+        return fanout_self_url(req, path, f);
     if (fanout_env_url) {
         strcpy(f->url, fanout_env_url); /* checked to fit at init */
         return NULL;
     }
-    return fanout_self_url(req, FANOUT_DEFAULT_PATH, f->url, sizeof f->url);
+    return fanout_self_url(req, FANOUT_DEFAULT_PATH, f);
 }
 
 /* ---- the handler ------------------------------------------------------ */
@@ -426,6 +444,13 @@ static int fanout_init(void)
         curl_global_cleanup();
         return -1;
     }
+    /* set by the server: where its HTTP listener is */
+    const char *self = getenv("COSERVE_LISTEN");
+    if (self && strncmp(self, "unix:", 5) == 0 && self[5] &&
+        !(fanout_self_sock = strdup(self + 5))) {
+        curl_global_cleanup();
+        return -1;
+    }
     const char *url = getenv("COSERVE_FANOUT_URL");
     if (url && *url) {
         char norm[FANOUT_URL_MAX];
@@ -433,6 +458,8 @@ static int fanout_init(void)
         if (why || !(fanout_env_url = strdup(norm))) {
             fprintf(stderr, "fanout: COSERVE_FANOUT_URL=%s: %s\n", url,
                     why ? why : strerror(errno));
+            free(fanout_self_sock);
+            fanout_self_sock = NULL;
             curl_global_cleanup();
             return -1;
         }
@@ -444,6 +471,8 @@ static void fanout_fini(void)
 {
     free(fanout_env_url);
     fanout_env_url = NULL;
+    free(fanout_self_sock);
+    fanout_self_sock = NULL;
     curl_global_cleanup();
 }
 

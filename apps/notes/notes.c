@@ -15,7 +15,9 @@
  *
  * This file is the HTTP side only: every SQL statement runs on the offload
  * pool (store.c), so the hub keeps serving while SQLite works. The
- * database is COSERVE_NOTES_DB, by default var/notes.db.
+ * database is COSERVE_NOTES_DB, else notes.db in $STATE_DIRECTORY (systemd's
+ * StateDirectory=), else var/notes.db; its directory is created (0750) if
+ * missing.
  *
  *   curl -H 'Content-Type: application/json' -d '{"text":"hi"}' \
  *        http://127.0.0.1:8080/notes

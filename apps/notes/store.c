@@ -28,10 +28,13 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "notes.h"
 
@@ -503,20 +506,89 @@ static int store_pin_module(void)
     return 0;
 }
 
-int store_open(void)
+/* The database's path: COSERVE_NOTES_DB, else notes.db in systemd's
+ * StateDirectory= ($STATE_DIRECTORY, the first if it lists several), else
+ * var/notes.db under the working directory. */
+static int store_db_path(char *out, size_t size)
+{
+    const char *env = getenv("COSERVE_NOTES_DB");
+    const char *state = getenv("STATE_DIRECTORY");
+    int n;
+    if (env && *env)
+        n = snprintf(out, size, "%s", env);
+    else if (state && *state)
+        n = snprintf(out, size, "%.*s/notes.db", (int)strcspn(state, ":"),
+                     state);
+    else
+        n = snprintf(out, size, "%s", NOTES_DB_DEFAULT);
+    if (n < 0 || (size_t)n >= size) {
+        fprintf(stderr, "notes: the database path is too long\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* Creates the database's directory (and its parents, 0750: notes are
+ * private) and the file itself if missing, so that a missing or read-only
+ * directory is one line naming the path and the reason, here, instead of
+ * each offload thread's SQLite open failing on its own. Runs on the hub
+ * at init: a few metadata calls, before the app serves. */
+static int store_prepare_path(const char *path)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+        *slash = '\0';
+        /* each parent, then the directory itself (mkdir -p) */
+        for (char *p = dir + 1;; p++) {
+            if (*p && *p != '/')
+                continue;
+            char c = *p;
+            *p = '\0';
+            if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
+                fprintf(stderr,
+                        "notes: cannot create the data directory %s: %s "
+                        "(set COSERVE_NOTES_DB to a writable path)\n",
+                        dir, strerror(errno));
+                return -1;
+            }
+            *p = c;
+            if (!c)
+                break;
+        }
+    }
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        fprintf(stderr,
+                "notes: cannot open the database %s for writing: %s (set "
+                "COSERVE_NOTES_DB to a writable path)\n",
+                path, strerror(errno));
+        return -1;
+    }
+    close(fd);
+    /* WAL mode keeps -wal and -shm files beside the database */
+    const char *d = !slash ? "." : slash == dir ? "/" : dir;
+    if (access(d, W_OK | X_OK) < 0) {
+        fprintf(stderr,
+                "notes: the data directory %s is not writable: %s (SQLite "
+                "keeps its -wal and -shm files beside %s)\n",
+                d, strerror(errno), path);
+        return -1;
+    }
+    return 0;
+}
+
+static int store_open_once(void)
 {
     static char path[4096];
     static int hooked;
     if (!store_write_slot && !(store_write_slot = co_sem_new(1)))
         return -1;
     if (!hooked) {
-        const char *env = getenv("COSERVE_NOTES_DB");
-        const char *db = env && *env ? env : NOTES_DB_DEFAULT;
-        if (strlen(db) >= sizeof path) {
-            fprintf(stderr, "notes: COSERVE_NOTES_DB is too long\n");
+        if (store_db_path(path, sizeof path) < 0 ||
+            store_prepare_path(path) < 0)
             return -1;
-        }
-        strcpy(path, db);
         if (store_pin_module() < 0)
             return -1;
         if (co_offload_hook(db_thread_open, db_thread_close, path) < 0)
@@ -545,4 +617,14 @@ int store_open(void)
     fprintf(stderr, "notes: %s ready (search: %s)\n", path,
             db_has_fts ? "FTS5" : "LIKE");
     return 0;
+}
+
+int store_open(void)
+{
+    if (store_open_once() == 0)
+        return 0;
+    /* a refused app leaves nothing behind (nobody else holds it yet) */
+    co_sem_free(store_write_slot);
+    store_write_slot = NULL;
+    return -1;
 }

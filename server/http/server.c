@@ -522,7 +522,11 @@ static void *server_hub_main(void *arg)
 
     server_main(&m);
 
-    sa.sa_handler = SIG_DFL;
+    /* Ignored, not back to the default: a worker that is already on its
+     * way out (retired by a reload) still gets the master's TERM when a
+     * stop begins, and must not die of it (the master would count a
+     * worker killed by a signal as a failed stop). */
+    sa.sa_handler = SIG_IGN;
     for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
         sigaction(sigs[i], &sa, NULL);
     server_signal.async = NULL;

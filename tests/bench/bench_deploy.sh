@@ -121,8 +121,10 @@ EOF
 start_nginx_proxy() { # $1 = port, $2 = coserve socket
     rm -rf "$T/nginx"
     mkdir -p "$T/nginx"
-    sed -e "s|@LISTEN@|127.0.0.1:$1|g" -e "s|@COSERVE_SOCK@|$2|g" \
-        -e "s|@COSERVE_TCP@|127.0.0.1:9|g" -e "s|@WWW@|$ROOT/www|g" \
+    # its defaults replaced, as tests/deploy/deploy_util.h does
+    sed -e "s|listen 80;|listen 127.0.0.1:$1;|" \
+        -e "s|unix:/run/coserve/coserve.sock|unix:$2|g" \
+        -e "s|127.0.0.1:8000|127.0.0.1:9|g" -e "s|/srv/coserve/www|$ROOT/www|g" \
         "$ROOT/deploy/nginx/coserve.conf" >"$T/nginx/site.conf"
     nginx_main_conf "$T/nginx/site.conf"
     start_nginx "http://127.0.0.1:$1/hello"
