@@ -205,8 +205,11 @@ test: deps
 	    test-ucontext test-aarch64 test-browser
 	$(Q)awk '{p+=$$1; f+=$$2} END {printf "all: %d passed, %d failed\n", p, f}' $(BUILD)/test-counts
 
+# The demo stream apps listen on fixed ports (9000, 9001): servers started
+# side by side by the suites would fight for them, so they stay off unless
+# a test asks for one (--stream-listen wins over the environment).
 test-plain test-asan: test-%:
-	$(Q)sh tests/run-suites.sh $* $(BUILD)/$*/tests "COSERVE_BIN=$(BUILD)/$*/coserve COSERVE_APPS=$(BUILD)/apps COSERVE_TEST_APPS=$(BUILD)/test-apps $(if $(filter asan,$*),$(ASAN_ENV))"
+	$(Q)sh tests/run-suites.sh $* $(BUILD)/$*/tests "COSERVE_BIN=$(BUILD)/$*/coserve COSERVE_APPS=$(BUILD)/apps COSERVE_TEST_APPS=$(BUILD)/test-apps COSERVE_STREAM_LISTEN=echo_upper=off,chat=off $(if $(filter asan,$*),$(ASAN_ENV))"
 
 # valgrind follows the stack switches (stacks are registered with it): the
 # runtime demo must run with no error and no definite leak.
