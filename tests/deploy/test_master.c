@@ -288,7 +288,9 @@ Test(master, term_lets_100_inflight_requests_finish)
                      NULL);
     enum { N = 100 };
     struct h_conn **c =
-        ms_inflight(&s, N, "GET /sleep?ms=500 HTTP/1.1\r\nHost: t\r\n\r\n");
+        /* 2 s: long enough that TERM reaches the workers (through the
+         * master) before any answer, even on a loaded machine */
+        ms_inflight(&s, N, "GET /sleep?ms=2000 HTTP/1.1\r\nHost: t\r\n\r\n");
     kill(s.pid, SIGTERM);
     int ok = 0;
     char first[600] = "";
@@ -297,7 +299,7 @@ Test(master, term_lets_100_inflight_requests_finish)
         char why[400] = "";
         int rc = h_read_response(c[i], &r, 0, H_GUARD_MS, why, sizeof why);
         if (rc == 1 && r.status == 200 &&
-            strcmp(r.body, "slept 500 ms\n") == 0) {
+            strcmp(r.body, "slept 2000 ms\n") == 0) {
             ok++;
             /* a stopping server says it closes, then does */
             if (!h_header_has_token(&r, "Connection", "close") && !first[0])
