@@ -11,6 +11,9 @@ PKGS="$PKGS python3-gevent"
 # the deployment kit's tests (tests/deploy/test_kit.c): logrotate runs
 # deploy/logrotate/coserve, systemd-analyze verifies deploy/systemd/
 PKGS="$PKGS logrotate systemd"
+# the metrics suite (tests/deploy/test_metrics.c): promtool checks the
+# exposition (Debian ships it only inside prometheus)
+PKGS="$PKGS prometheus"
 # The aarch64 core suites (make test-aarch64): a cross compiler, qemu-user,
 # and arm64 libraries from Debian's arm64 archive (multiarch). Criterion
 # cannot be installed beside the amd64 one (its libnanomsg5 is not

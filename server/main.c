@@ -149,7 +149,8 @@ static int main_env_streams(void)
     return 0;
 }
 
-static int main_worker(void *arg, int ready_fd, struct watchdog_shared *slot)
+static int main_worker(void *arg, int ready_fd, struct watchdog_shared *slot,
+                       struct http_stats *stats)
 {
     struct main_worker_ctx *w = arg;
     w->ready_fd = ready_fd;
@@ -162,6 +163,13 @@ static int main_worker(void *arg, int ready_fd, struct watchdog_shared *slot)
         log_warn("--apps %s: %s; serving no apps", w->apps, strerror(errno));
     w->cfg.route = app__route;
     w->cfg.route_ctx = &w->table;
+    /* --metrics-listen: the apps get their label index before serving */
+    w->cfg.stats = stats;
+    if (stats)
+        stats__init(stats);
+    for (size_t i = 0; stats && i < w->table.count; i++)
+        w->table.apps[i].route.stats_id =
+            stats__app(stats, w->table.apps[i].route.name);
     w->cfg.on_start = main_apps_start;
     w->cfg.on_stop = main_apps_stop;
     w->cfg.on_drain = main_apps_drain;
@@ -263,6 +271,10 @@ static void main_usage(FILE *out)
         "                              the sockets are bound (as root: needed\n"
         "                              to run apps unprivileged)\n"
         "  --pid-file FILE             write the master's pid there\n"
+        "  --metrics-listen HOST:PORT|unix:PATH\n"
+        "                              serve GET /metrics (Prometheus) and\n"
+        "                              GET /status (JSON) there, from the\n"
+        "                              master (off)\n"
         "  --workers N                 worker processes (one per core)\n"
         "  --forwarded-allow-ips LIST  peers whose X-Forwarded-For/-Proto are\n"
         "                              believed (127.0.0.1,::1,unix; * = all)\n"
@@ -396,7 +408,8 @@ enum {
     OPT_SOCK_GROUP,
     OPT_USER,
     OPT_GROUP,
-    OPT_PIDFILE
+    OPT_PIDFILE,
+    OPT_METRICS
 };
 
 static const struct option main_options[] = {
@@ -434,6 +447,7 @@ static const struct option main_options[] = {
     {"user", required_argument, 0, OPT_USER},
     {"group", required_argument, 0, OPT_GROUP},
     {"pid-file", required_argument, 0, OPT_PIDFILE},
+    {"metrics-listen", required_argument, 0, OPT_METRICS},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0},
 };
@@ -462,7 +476,8 @@ static void main_raise_nofile(unsigned want)
 int main(int argc, char **argv)
 {
     const char *listen_spec = "127.0.0.1:8080", *apps = "build/apps",
-               *www = "www", *access = "-", *pid_file = NULL;
+               *www = "www", *access = "-", *pid_file = NULL,
+               *metrics_spec = NULL;
     struct http_config cfg;
     http__config_defaults(&cfg);
     int opt;
@@ -625,6 +640,9 @@ int main(int argc, char **argv)
         case OPT_PIDFILE:
             pid_file = optarg;
             break;
+        case OPT_METRICS:
+            metrics_spec = optarg;
+            break;
         case 'h':
             main_usage(stdout);
             return 0;
@@ -679,6 +697,12 @@ int main(int argc, char **argv)
             MAIN_BAD("%s", err);
     }
     main_export_listen(fd, listen_spec, activated);
+    /* the metrics listener: bound now, before the drop, like the others */
+    main_socket_mode = socket_mode;
+    int metrics_fd =
+        metrics_spec ? main_listen_stream(metrics_spec, err, sizeof err) : -1;
+    if (metrics_spec && metrics_fd < 0)
+        MAIN_BAD("--metrics-listen %s: %s", metrics_spec, err);
     if (pid_file && main_write_pid_file(pid_file) < 0)
         MAIN_BAD("--pid-file %s: %s", pid_file, strerror(errno));
     /* every socket and file that needs them is open: drop privileges
@@ -707,13 +731,17 @@ int main(int argc, char **argv)
                                  .ctx = &wctx,
                                  .listen_fd = fd,
                                  .listen_activated = activated,
-                                 .listen_stream = main_listen_stream};
+                                 .listen_stream = main_listen_stream,
+                                 .metrics_on = metrics_fd >= 0,
+                                 .metrics_fd = metrics_fd};
     int rc = master__run(&mcfg); /* it closes fd */
     /* systemd's socket stays: it is systemd's, for the next start */
     if (strncmp(listen_spec, "unix:", 5) == 0 && fd >= 0 && !activated)
         unlink(listen_spec + 5);
     if (pid_file)
         unlink(pid_file); /* may fail after a drop: then it is stale */
+    if (metrics_spec && strncmp(metrics_spec, "unix:", 5) == 0)
+        unlink(metrics_spec + 5);
     if (main_have_www)
         static__close(&main_www);
     if (cfg.access_log && cfg.access_log != stdout)

@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "metrics.h"
+#include "metrics_http.h"
 #include "sockets.h"
 
 #define MASTER_MAX_WORKERS 256
@@ -107,9 +109,11 @@ static void master_child(int index, int ready_wr)
         if (m.w[i].state != W_FREE && m.w[i].ready_fd >= 0)
             close(m.w[i].ready_fd);
     sockets__close_inherited();
+    metrics_http__close_inherited();
     /* exit, not _exit: atexit handlers and stdio buffers are the worker's
      * own (main flushed stdout before forking) */
-    exit(m.cfg->worker_main(m.cfg->ctx, ready_wr, &m.slots[index]));
+    exit(m.cfg->worker_main(m.cfg->ctx, ready_wr, &m.slots[index],
+                            metrics__slot((unsigned)index)));
 }
 
 /* Starts a worker in slot i, or in the first free slot with no restart
@@ -134,6 +138,7 @@ static void master_spawn_in(int i)
         return;
     }
     memset(&m.slots[i], 0, sizeof m.slots[i]);
+    metrics__slot_reset((unsigned)i);
     pid_t pid = fork();
     if (pid < 0) {
         log_error("master: fork: %s", strerror(errno));
@@ -146,6 +151,7 @@ static void master_spawn_in(int i)
         master_child(i, p[1]);
     }
     close(p[1]);
+    metrics__worker_started();
     m.w[i] = (struct worker){.pid = pid,
                              .state = W_STARTING,
                              .generation = m.generation,
@@ -203,6 +209,22 @@ static int master_ready_sent(struct worker *w)
     return 0;
 }
 
+/* Why a worker exited, for coserve_worker_exits_total. */
+static enum metrics_cause master_cause(const struct worker *w, int status,
+                                       int expected, int never_ready)
+{
+    int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (w->timed_out)
+        return METRICS_TIMEOUT;
+    if (!clean && !expected && never_ready)
+        return METRICS_START_FAILED;
+    if (WIFSIGNALED(status))
+        return METRICS_SIGNAL;
+    if (!clean)
+        return METRICS_ERROR;
+    return expected ? METRICS_STOPPED : METRICS_RECYCLED;
+}
+
 static void master_reaped(int i, int status)
 {
     struct worker *w = &m.w[i];
@@ -232,6 +254,9 @@ static void master_reaped(int i, int status)
      * the end of the grace period counts too. */
     if (!clean && m.stopping)
         m.failed = 1;
+    /* its counters join the retired totals before the slot is reused */
+    metrics__retire((unsigned)i, &m.slots[i],
+                    master_cause(w, status, expected, never_ready));
     w->state = W_FREE;
     if (m.stopping || gen != m.generation)
         return;
@@ -374,6 +399,7 @@ static void master_on_signal(int sig)
         if (m.stopping)
             break;
         m.generation++;
+        metrics__reloaded();
         log_info("master: reload: starting generation %u", m.generation);
         for (unsigned i = 0; i < m.target; i++)
             master_spawn();
@@ -409,6 +435,39 @@ static void master_on_signal(int sig)
     }
 }
 
+/* --metrics-listen: a page over the workers alive now (metrics_http.h). */
+static void master_render(void *ctx, enum metrics_http_page page,
+                          struct metrics_buf *out)
+{
+    (void)ctx;
+    static const char *const names[] = {[W_STARTING] = "starting",
+                                        [W_READY] = "ready",
+                                        [W_STOPPING] = "stopping"};
+    static struct metrics_worker ws[MASTER_MAX_WORKERS];
+    unsigned n = 0;
+    for (int i = 0; i < MASTER_MAX_WORKERS; i++) {
+        const struct worker *w = &m.w[i];
+        if (w->state == W_FREE)
+            continue;
+        ws[n++] = (struct metrics_worker){.slot = (unsigned)i,
+                                          .pid = w->pid,
+                                          .state = names[w->state],
+                                          .generation = w->generation,
+                                          .started_ms = w->started_ms,
+                                          .wd = &m.slots[i]};
+    }
+    struct metrics_view v = {.pid = m.pid,
+                             .generation = m.generation,
+                             .target = m.target,
+                             .stopping = m.stopping != 0,
+                             .workers = ws,
+                             .nworkers = n};
+    if (page == METRICS_PAGE_METRICS)
+        metrics__prometheus(&v, out);
+    else
+        metrics__status(&v, out);
+}
+
 int master__run(const struct master_config *cfg)
 {
     memset(&m, 0, sizeof m);
@@ -426,6 +485,13 @@ int master__run(const struct master_config *cfg)
     if (m.slots == MAP_FAILED) {
         log_error("master: mmap: %s", strerror(errno));
         return 1;
+    }
+    if (cfg->metrics_on) {
+        if (metrics__init(MASTER_MAX_WORKERS) < 0) {
+            log_error("master: metrics: mmap: %s", strerror(errno));
+            return 1;
+        }
+        metrics_http__start(cfg->metrics_fd, master_render, NULL);
     }
     sigemptyset(&m.mask);
     int sigs[] = {SIGTERM, SIGINT,  SIGQUIT, SIGHUP,
@@ -447,7 +513,7 @@ int master__run(const struct master_config *cfg)
         master_respawn_due(now);
         int live = 0;
         int64_t wake = -1;
-        struct pollfd pfd[MASTER_MAX_WORKERS + 2];
+        struct pollfd pfd[MASTER_MAX_WORKERS + 2 + METRICS_HTTP_FDS];
         int idx[MASTER_MAX_WORKERS + 2];
         int n = 0;
         pfd[n++] = (struct pollfd){.fd = m.sigfd, .events = POLLIN};
@@ -494,6 +560,10 @@ int master__run(const struct master_config *cfg)
         }
         if (m.stopping && live == 0)
             break;
+        /* the metrics responder's sockets go last: the loop below reads
+         * the workers' entries only */
+        int nworker_fds = n;
+        n += metrics_http__pollfds(pfd + n, now, &wake);
         int timeout = wake < 0 ? -1 : (int)(wake > now ? wake - now : 0);
         if (poll(pfd, (nfds_t)n, timeout) < 0 && errno != EINTR)
             break;
@@ -502,7 +572,8 @@ int master__run(const struct master_config *cfg)
             while (read(m.sigfd, &si, sizeof si) == sizeof si)
                 master_on_signal((int)si.ssi_signo);
         }
-        for (int k = 1; k < n; k++) {
+        metrics_http__serve(pfd + nworker_fds, n - nworker_fds, master_now());
+        for (int k = 1; k < nworker_fds; k++) {
             if (!pfd[k].revents)
                 continue;
             if (idx[k] < 0) {
@@ -534,6 +605,7 @@ int master__run(const struct master_config *cfg)
     log_info("master %d: all workers stopped%s", (int)m.pid,
              m.failed ? " (some failed)" : "");
     close(m.sigfd);
+    metrics_http__stop();
     sockets__close_all();
     if (m.listen_fd >= 0 && !m.cfg->listen_activated)
         close(m.listen_fd);

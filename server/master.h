@@ -30,6 +30,7 @@
 #include <stdint.h>
 
 #include "core/watchdog.h"
+#include "http/stats.h"
 
 struct master_config {
     unsigned workers;    /* how many to keep running */
@@ -37,8 +38,10 @@ struct master_config {
     int64_t timeout_ms;  /* a worker blocked this long is killed (0: off) */
     /* Runs in each forked worker; returns its exit status. It must write a
      * byte to ready_fd once it serves, and have its hub publish in `slot`
-     * (shared memory, zeroed: watchdog__set_shared). */
-    int (*worker_main)(void *ctx, int ready_fd, struct watchdog_shared *slot);
+     * (shared memory, zeroed: watchdog__set_shared), and count in `stats`
+     * (shared, zeroed; NULL without metrics_on: http_config.stats). */
+    int (*worker_main)(void *ctx, int ready_fd, struct watchdog_shared *slot,
+                       struct http_stats *stats);
     void *ctx;
     /* The listening socket the workers share: the master closes it when a
      * stop begins (and before it returns), unless it came from systemd
@@ -49,6 +52,11 @@ struct master_config {
      * the master keeps it until a stop, or a reload that no longer wants
      * it. */
     int (*listen_stream)(const char *spec, char *err, size_t errlen);
+    /* --metrics-listen: the master serves /metrics and /status on
+     * metrics_fd (a listening socket, closed when it returns) and maps
+     * the workers' counters (metrics.h). */
+    int metrics_on;
+    int metrics_fd;
 };
 
 /* Runs the master until it is told to stop and every worker has exited.

@@ -49,6 +49,7 @@ struct offload_pool {
     int queued;          /* atomic mirror of the queue's length */
     unsigned generation; /* bumped (under the lock) at every broadcast */
     int spinner;         /* atomic: a worker is watching the queue */
+    unsigned busy;       /* atomic: threads running a task (metrics) */
     struct offload_hook *hooks;
     size_t nhooks, hooks_cap;
 };
@@ -158,7 +159,9 @@ static void *offload_worker(void *arg)
         struct offload_task *t = list_entry(n, struct offload_task, link);
         t->state = TASK_RUNNING;
         pthread_mutex_unlock(&pool->lock);
+        __atomic_fetch_add(&pool->busy, 1, __ATOMIC_RELAXED);
         t->fn(t->arg);
+        __atomic_fetch_sub(&pool->busy, 1, __ATOMIC_RELAXED);
         pthread_mutex_lock(&pool->lock);
         t->state = TASK_DONE;
         pthread_mutex_unlock(&pool->lock);
@@ -208,6 +211,16 @@ static void offload_stop_all(void)
 void offload__shutdown(void)
 {
     offload_stop_all();
+}
+
+void offload__stats(enum offload_pool_id which, unsigned *queued,
+                    unsigned *busy, unsigned *threads)
+{
+    struct offload_pool *pool = &offload_pools[which];
+    int q = __atomic_load_n(&pool->queued, __ATOMIC_RELAXED);
+    *queued = q > 0 ? (unsigned)q : 0;
+    *busy = __atomic_load_n(&pool->busy, __ATOMIC_RELAXED);
+    *threads = __atomic_load_n(&pool->started, __ATOMIC_RELAXED);
 }
 
 static unsigned offload_default_threads(const struct offload_pool *pool)

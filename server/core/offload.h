@@ -42,6 +42,11 @@ int offload__spin(struct hub *hub);
  * code of any hook. Also run at exit. The pool restarts on next use. */
 void offload__shutdown(void);
 
+/* For metrics, a pool as it is now: tasks waiting for a thread, threads
+ * running one, threads started. Any thread may ask (relaxed reads). */
+void offload__stats(enum offload_pool_id which, unsigned *queued,
+                    unsigned *busy, unsigned *threads);
+
 /* Frees the hub's task records; no offload may be in flight. */
 void offload__hub_destroy(struct hub *hub);
 

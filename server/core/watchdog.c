@@ -442,7 +442,11 @@ static void watchdog_check(struct watchdog_hub *w, int64_t now)
     if (watchdog_threshold_ms <= 0 || w->episode != EPISODE_NONE ||
         now - w->seen_at < watchdog_threshold_ms)
         return;
-    __atomic_add_fetch(&w->episodes, 1, __ATOMIC_RELAXED);
+    uint64_t episodes = __atomic_add_fetch(&w->episodes, 1, __ATOMIC_RELAXED);
+    /* published now, not when the hub comes back: a hub killed for
+     * --timeout never does, and its episode still counts */
+    if (w->shared)
+        __atomic_store_n(&w->shared->episodes, episodes, __ATOMIC_RELAXED);
     if (w->warned && now - w->warned_at < WATCHDOG_RATE_MS) {
         w->episode = EPISODE_QUIET;
         w->quiet++;

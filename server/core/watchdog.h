@@ -66,6 +66,7 @@ struct watchdog_shared {
     uint64_t beat;     /* the heartbeat: odd while polling, or once gone */
     uint64_t reported; /* the beat whose --timeout report is logged */
     uint32_t requests; /* requests in flight (watchdog__requests) */
+    uint64_t episodes; /* blocked episodes seen (watchdog thread only) */
 };
 
 /* The watchdog's part of a hub (embedded in struct hub). */

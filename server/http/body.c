@@ -214,6 +214,8 @@ static int body_fill(co_request_t *req, int64_t deadline)
     if (r <= 0)
         return -1;
     c->len += (uint32_t)r;
+    if (c->srv->stats)
+        stats__add(&c->srv->stats->bytes_in, (uint64_t)r);
     return 0;
 }
 

@@ -69,7 +69,7 @@ static co_request_t *conn_begin_request(struct conn *c)
     req->timed_out = 0;
     req->client_gone = 0;
     req->arena_used = 0;
-    if (c->srv->log_buf) /* only the access log reads it */
+    if (c->srv->log_buf || c->srv->stats) /* the log's and metrics' clock */
         clock_gettime(CLOCK_MONOTONIC, &req->start_ts);
     head__init(req);
     c->req = req;
@@ -139,6 +139,8 @@ void conn__accept(struct http_server *srv, int fd, const struct sockaddr *peer,
     list_push_back(&srv->conns, &c->link);
     conn_wait(c);
     srv->open++;
+    if (srv->stats)
+        stats__add(&srv->stats->accepted, 1);
     ev_io_init(&c->io, conn_read_cb, fd, EV_READ);
     ev_io_start(srv->hub->loop, &c->io);
     ev_init(&c->timer, conn_timer_cb);
@@ -462,6 +464,7 @@ static int conn_run_request(struct conn *c, co_request_t *req)
     if (again && body__drain(req) < 0)
         again = 0;
     accesslog__request(req);
+    stats__count(req);
     self->describe = NULL;
     srv->active--;
     watchdog__requests(&srv->hub->watchdog, srv->active);
@@ -540,6 +543,7 @@ static void *conn_serve(void *arg)
                 req->method = "-";
             response__error(req, req->res.status, req->error_reason);
             accesslog__request(req);
+            stats__count(req);
             conn_close_lingering(c, 1);
             return NULL;
         }
@@ -638,6 +642,8 @@ static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
             conn_timer_spread(c, srv->cfg.header_timeout_ms);
     }
     c->len += (uint32_t)r;
+    if (srv->stats)
+        stats__add(&srv->stats->bytes_in, (uint64_t)r);
     int rc = head__parse(c);
     if (rc == 0)
         return;

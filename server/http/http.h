@@ -21,6 +21,7 @@
 #include "core/coro.h"
 #include "core/list.h"
 #include "coserve.h"
+#include "http/stats.h"
 
 /* Read buffers: a head must fit in one (with --max-header-bytes below it). */
 #define HTTP_BUF_SIZE (16 * 1024)
@@ -35,6 +36,7 @@ struct http_route {
     const char *name;  /* for logs and coroutine names */
     const char *mount; /* "" for "/" */
     co_handler_fn handler;
+    unsigned stats_id; /* its app index in the metrics slot (stats.h) */
 };
 
 /* Picks the route for a decoded path; NULL means 404. */
@@ -79,6 +81,8 @@ struct http_config {
      * same grace, not after it. NULL: none. */
     void (*on_drain)(void *ctx, int64_t grace_ms);
     void *hooks_ctx;
+    /* --metrics-listen: this worker's shared counters (stats.h), or NULL */
+    struct http_stats *stats;
 };
 
 /* One header line: slices of the connection's buffer, NUL-terminated in
@@ -225,6 +229,11 @@ struct http_server {
     co_event_t *stop_event; /* set to begin a graceful stop */
     uint64_t served;        /* requests, for --max-requests */
     uint64_t max_served;    /* --max-requests plus this worker's jitter */
+
+    /* --metrics-listen (stats.c): cfg.stats, or NULL */
+    struct http_stats *stats;
+    unsigned fallback_stats;  /* the fallback route's app index there */
+    ev_prepare stats_publish; /* publishes the gauges once per loop turn */
 };
 
 /* ---- server.c ---- */

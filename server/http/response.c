@@ -126,6 +126,8 @@ static int response_took(co_request_t *req, size_t n, int more)
 {
     struct co_response *res = &req->res;
     res->unpolled += n;
+    if (req->conn->srv->stats)
+        stats__add(&req->conn->srv->stats->bytes_out, n);
     if (more && res->unpolled >= fdio__sendfile_chunk())
         return response_wait(req);
     return 0;

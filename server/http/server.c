@@ -466,6 +466,8 @@ void http__server_init(struct http_server *srv, const struct http_config *cfg,
     if (listen_fd >= 0)
         server_local_addr(srv);
     accesslog__init(srv);
+    srv->stats = cfg->stats;
+    stats__start(srv);
 }
 
 void http__server_fini(struct http_server *srv)
@@ -477,6 +479,7 @@ void http__server_fini(struct http_server *srv)
         conn__close(list_entry(n, struct conn, link));
     }
     accesslog__fini(srv);
+    stats__stop(srv);
     ev_ref(srv->hub->loop);
     ev_timer_stop(srv->hub->loop, &srv->pool_trim);
     server_pool_free(&srv->conn_pool, (size_t)-1);
