@@ -14,6 +14,9 @@ PKGS="$PKGS logrotate systemd"
 # the metrics suite (tests/deploy/test_metrics.c): promtool checks the
 # exposition (Debian ships it only inside prometheus)
 PKGS="$PKGS prometheus"
+# the notes app's PostgreSQL store (apps/notes/store_pg.c links libpq) and
+# its tests (tests/deploy/test_notes_pg.c runs a private PostgreSQL 15)
+PKGS="$PKGS postgresql libpq-dev"
 # The aarch64 core suites (make test-aarch64): a cross compiler, qemu-user,
 # and arm64 libraries from Debian's arm64 archive (multiarch). Criterion
 # cannot be installed beside the amd64 one (its libnanomsg5 is not

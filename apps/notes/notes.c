@@ -1,5 +1,5 @@
 /*
- * notes - a JSON API for short text notes, kept in SQLite.
+ * notes - a JSON API for short text notes, kept in SQLite or PostgreSQL.
  *
  *   GET    /notes?limit=N&cursor=C  newest first: {"notes": [...],
  *                                   "next_cursor": "C" or null}
@@ -13,11 +13,14 @@
  * 404, 405 (with Allow), 413 (text over 64 KiB, body over 80 KiB), 415
  * (not application/json), 422 (no "text" string), 503 (database busy).
  *
- * This file is the HTTP side only: every SQL statement runs on the offload
- * pool (store.c), so the hub keeps serving while SQLite works. The
- * database is COSERVE_NOTES_DB, else notes.db in $STATE_DIRECTORY (systemd's
- * StateDirectory=), else var/notes.db; its directory is created (0750) if
- * missing.
+ * This file is the HTTP side only. SQLite (the default, no setup): every
+ * SQL statement runs on the offload pool (store.c), so the hub keeps
+ * serving while SQLite works; the database is COSERVE_NOTES_DB, else
+ * notes.db in $STATE_DIRECTORY (systemd's StateDirectory=), else
+ * var/notes.db; its directory is created (0750) if missing. PostgreSQL,
+ * for several servers sharing one database: COSERVE_NOTES_DB=
+ * postgresql://USER@HOST/DB (any libpq URI); queries wait on the hub, a
+ * pool of COSERVE_NOTES_PG_POOL connections per worker (store_pg.c).
  *
  *   curl -H 'Content-Type: application/json' -d '{"text":"hi"}' \
  *        http://127.0.0.1:8080/notes
@@ -34,6 +37,9 @@
 #define NOTES_ALLOW_LIST "GET, HEAD, POST"
 #define NOTES_ALLOW_ITEM "GET, HEAD, PUT, DELETE"
 #define NOTES_ALLOW_SEARCH "GET, HEAD"
+
+/* The database behind the API, chosen once per worker by notes_init. */
+static const struct store *notes_store;
 
 static int notes_method(const co_request_t *req, const char *name)
 {
@@ -225,7 +231,7 @@ static int notes_collection(co_request_t *req, co_response_t *res)
         int64_t before = notes_param(req, "cursor", INT64_MAX);
         if (before < 0)
             return reply_error(res, 400, "cursor is malformed");
-        int rc = store_list(before, limit, &out);
+        int rc = notes_store->list(before, limit, &out);
         return notes_send(res, rc, 200, out);
     }
     if (!notes_method(req, "POST"))
@@ -236,7 +242,8 @@ static int notes_collection(co_request_t *req, co_response_t *res)
     if (!doc)
         return rc;
     json_t *text = json_object_get(doc, "text");
-    rc = store_create(json_string_value(text), json_string_length(text), &out);
+    rc = notes_store->create(json_string_value(text), json_string_length(text),
+                             &out);
     json_decref(doc);
     if (rc < 0)
         return reply_store_error(res, errno);
@@ -265,7 +272,7 @@ static int notes_search(co_request_t *req, co_response_t *res)
     if (limit < 0)
         return reply_error(res, 400, "limit must be a positive integer");
     json_t *out = NULL;
-    int rc = store_search(q, limit, &out);
+    int rc = notes_store->search(q, limit, &out);
     return notes_send(res, rc, 200, out);
 }
 
@@ -283,11 +290,11 @@ static int notes_item(co_request_t *req, co_response_t *res, const char *seg)
     json_t *out = NULL;
     int rc;
     if (get) {
-        rc = store_get(id, &out);
+        rc = notes_store->get(id, &out);
         return notes_send(res, rc, 200, out);
     }
     if (del) {
-        if (store_delete(id) < 0)
+        if (notes_store->remove(id) < 0)
             return reply_store_error(res, errno);
         return co_res_status(res, 204); /* no body, no Content-Type */
     }
@@ -295,8 +302,8 @@ static int notes_item(co_request_t *req, co_response_t *res, const char *seg)
     if (!doc)
         return rc;
     json_t *text = json_object_get(doc, "text");
-    rc = store_update(id, json_string_value(text), json_string_length(text),
-                      &out);
+    rc = notes_store->update(id, json_string_value(text),
+                             json_string_length(text), &out);
     json_decref(doc);
     return notes_send(res, rc, 200, out);
 }
@@ -314,15 +321,27 @@ static int notes_handler(co_request_t *req, co_response_t *res)
     return notes_item(req, res, rest);
 }
 
+/* COSERVE_NOTES_DB names a PostgreSQL database by URI (libpq's
+ * postgresql:// or postgres://); anything else is SQLite's file. */
+static const struct store *notes_choose_store(void)
+{
+    const char *db = getenv("COSERVE_NOTES_DB");
+    if (db && (strncmp(db, "postgresql://", 13) == 0 ||
+               strncmp(db, "postgres://", 11) == 0))
+        return &store_pg;
+    return &store_sqlite;
+}
+
 static int notes_init(void)
 {
     json_object_seed(0); /* before the offload threads build objects */
-    return store_open();
+    notes_store = notes_choose_store();
+    return notes_store->open();
 }
 
 static void notes_fini(void)
 {
-    store_close();
+    notes_store->close();
 }
 
 COSERVE_APP(.name = "notes", .mount = "/notes", .init = notes_init,

@@ -1,15 +1,20 @@
 /*
- * notes.h - the notes app's internal interface, between its four files:
+ * notes.h - the notes app's internal interface, between its files:
  *
- *   notes.c   the HTTP side: routes, methods, the request body, statuses
- *   store.c   the note operations; each runs on the offload pool
- *   db.c      one SQLite connection per offload thread, its statement
- *             cache, write transactions, and the schema migration
- *   reply.c   JSON bodies (jansson) for notes, pages and errors
+ *   notes.c     the HTTP side: routes, methods, the request body, statuses;
+ *               picks the store (struct store) from COSERVE_NOTES_DB
+ *   store.c     the SQLite store: each operation runs on the offload pool
+ *   db.c        one SQLite connection per offload thread, its statement
+ *               cache, write transactions, and the schema migration
+ *   store_pg.c  the PostgreSQL store: the same operations in SQL over libpq
+ *   pg_pool.c   the per-worker libpq connection pool, queries waited for
+ *               on the hub (libpq's asynchronous API + co_wait_fd)
+ *   reply.c     JSON bodies (jansson) for notes, pages and errors
  *
- * Threads: store_* and reply_* run in the request's coroutine on the hub;
- * db_* run only on offload threads (inside a co_offload work function), so
- * SQLite never blocks the hub. Errors are -1 and errno, as in coserve.h.
+ * Threads: store_*, pg_* and reply_* run in the request's coroutine on the
+ * hub; db_* run only on offload threads (inside a co_offload work
+ * function), so SQLite never blocks the hub. Errors are -1 and errno, as in
+ * coserve.h.
  */
 #ifndef NOTES_NOTES_H
 #define NOTES_NOTES_H
@@ -71,37 +76,46 @@ int db_write_end(int commit);
  * connection's message with `what`. Returns -1. */
 int db_fail(int rc, const char *what);
 
-/* ---- store.c (hub side) --------------------------------------------- */
+/* ---- the store interface (hub side) ---------------------------------- */
 
-/* Checks the database: pins this module (the offload hooks outlive the
- * server's dlclose), registers the connection hooks and migrates the
- * schema on the pool. Called from the app's init. Returns 0 or -1. */
-int store_open(void);
-
-/* Checkpoints the WAL on the pool (the app's fini: the server ends its
- * workers with _exit, so the connections are never closed). */
-void store_close(void);
-
-/* Each operation offloads its SQL and waits at most a few seconds. Reads
- * never wait behind writes: writes take turns for one offload thread, on
- * the hub (see store.c). *out gets a new JSON value the caller
+/* One implementation per database: store_sqlite (store.c, the default) and
+ * store_pg (store_pg.c, when COSERVE_NOTES_DB is a postgresql:// URI).
+ * Both give the same answers and the same errors; notes.c sees only this.
+ *
+ * Every operation but open/close: *out gets a new JSON value the caller
  * json_decref()s. Returns 0, or -1 with errno: ENOENT (no such note), EBUSY
- * (database locked past the busy timeout), ETIMEDOUT (a write: not started,
- * so not applied), ECANCELED, ENOMEM, EIO. */
+ * (database locked or busy past its timeout), ETIMEDOUT (waited too long
+ * for a connection or a slot: not started, so not applied), EAGAIN (the
+ * database is unreachable or the connection broke: retry later),
+ * ECANCELED, ENOMEM, EIO. */
+struct store {
+    const char *name;
+    /* Called from the app's init: connects or opens, migrates the schema.
+     * Returns 0, or -1 (logged) to refuse loading the app. */
+    int (*open)(void);
+    /* The app's fini. */
+    void (*close)(void);
+    /* A page of notes, newest first, older than note `before` (INT64_MAX
+     * for the first page): {"notes": [...], "next_cursor": "ID" or null}. */
+    int (*list)(int64_t before, int limit, json_t **out);
+    /* One note: {"id", "text", "created_at", "updated_at"}. */
+    int (*get)(int64_t id, json_t **out);
+    /* Inserts a note (text is copied), returns it. */
+    int (*create)(const char *text, size_t len, json_t **out);
+    /* Replaces a note's text, returns it. */
+    int (*update)(int64_t id, const char *text, size_t len, json_t **out);
+    /* Deletes a note. */
+    int (*remove)(int64_t id);
+    /* Notes matching q (words, each a prefix), best first:
+     * {"notes": [...]}. */
+    int (*search)(const char *q, int limit, json_t **out);
+};
 
-/* A page of notes, newest first, older than note `before` (INT64_MAX for
- * the first page): {"notes": [...], "next_cursor": "ID" or null}. */
-int store_list(int64_t before, int limit, json_t **out);
-/* One note: {"id", "text", "created_at", "updated_at"}. */
-int store_get(int64_t id, json_t **out);
-/* Inserts a note (text is copied), returns it. */
-int store_create(const char *text, size_t len, json_t **out);
-/* Replaces a note's text, returns it. */
-int store_update(int64_t id, const char *text, size_t len, json_t **out);
-/* Deletes a note; out is not used. */
-int store_delete(int64_t id);
-/* Notes matching q (words, each a prefix), best first: {"notes": [...]}. */
-int store_search(const char *q, int limit, json_t **out);
+/* store.c: SQLite through the offload pool. Reads never wait behind
+ * writes: writes take turns for one offload thread (see store.c). */
+extern const struct store store_sqlite;
+/* store_pg.c: PostgreSQL over the per-worker pool of pg_pool.c. */
+extern const struct store store_pg;
 
 /* ---- reply.c (hub side) --------------------------------------------- */
 

@@ -63,6 +63,10 @@ int reply_store_error(co_response_t *res, int err)
         if (co_res_header(res, "Retry-After", "1") < 0)
             return -1;
         return reply_error(res, 503, "the database is busy; try again");
+    case EAGAIN: /* PostgreSQL down or restarting, a connection lost */
+        if (co_res_header(res, "Retry-After", "1") < 0)
+            return -1;
+        return reply_error(res, 503, "the database is unavailable; try again");
     case ECANCELED: /* the server is stopping: nothing to answer */
         errno = err;
         return -1;

@@ -1,5 +1,6 @@
 /*
- * store.c - the note operations, each one SQL job on the offload pool.
+ * store.c - the SQLite store (struct store in notes.h): the note operations,
+ * each one SQL job on the offload pool.
  *
  * The request's coroutine fills a heap job, co_offload()s its run function
  * and waits; the run function (an offload thread) does the SQL with that
@@ -369,7 +370,7 @@ static int store_call_write(co_work_fn run, struct store_job *job, json_t **out)
     return store_finish(job, out);
 }
 
-int store_list(int64_t before, int limit, json_t **out)
+static int store_list(int64_t before, int limit, json_t **out)
 {
     struct store_job *job = store_job_new(before, NULL, 0);
     if (!job)
@@ -378,25 +379,25 @@ int store_list(int64_t before, int limit, json_t **out)
     return store_call(store_page_run, job, out);
 }
 
-int store_get(int64_t id, json_t **out)
+static int store_get(int64_t id, json_t **out)
 {
     struct store_job *job = store_job_new(id, NULL, 0);
     return job ? store_call(store_get_run, job, out) : -1;
 }
 
-int store_create(const char *text, size_t len, json_t **out)
+static int store_create(const char *text, size_t len, json_t **out)
 {
     struct store_job *job = store_job_new(0, text, len);
     return job ? store_call_write(store_create_run, job, out) : -1;
 }
 
-int store_update(int64_t id, const char *text, size_t len, json_t **out)
+static int store_update(int64_t id, const char *text, size_t len, json_t **out)
 {
     struct store_job *job = store_job_new(id, text, len);
     return job ? store_call_write(store_update_run, job, out) : -1;
 }
 
-int store_delete(int64_t id)
+static int store_delete(int64_t id)
 {
     struct store_job *job = store_job_new(id, NULL, 0);
     return job ? store_call_write(store_delete_run, job, NULL) : -1;
@@ -443,7 +444,7 @@ static char *store_search_expr(const char *q, size_t *len)
     return out;
 }
 
-int store_search(const char *q, int limit, json_t **out)
+static int store_search(const char *q, int limit, json_t **out)
 {
     size_t len;
     char *expr = store_search_expr(q, &len);
@@ -485,7 +486,7 @@ static void store_checkpoint_run(void *unused)
     db_checkpoint();
 }
 
-void store_close(void)
+static void store_close(void)
 {
     /* No argument to free: abandon has nothing to do. */
     if (!co_cancelled())
@@ -619,7 +620,7 @@ static int store_open_once(void)
     return 0;
 }
 
-int store_open(void)
+static int store_open(void)
 {
     if (store_open_once() == 0)
         return 0;
@@ -628,3 +629,15 @@ int store_open(void)
     store_write_slot = NULL;
     return -1;
 }
+
+const struct store store_sqlite = {
+    .name = "sqlite",
+    .open = store_open,
+    .close = store_close,
+    .list = store_list,
+    .get = store_get,
+    .create = store_create,
+    .update = store_update,
+    .remove = store_delete,
+    .search = store_search,
+};

@@ -9,6 +9,12 @@
  * The server loads a temp apps/ dir holding symlinks to notes.so, hello.so
  * and slowsql.so; the database is a temp file (COSERVE_NOTES_DB). No timing
  * thresholds: concurrency is asserted on the order things happen in.
+ *
+ * The same suite runs against PostgreSQL: tests/deploy/test_notes_pg.c
+ * defines NOTES_PG and includes this file; each test then gets a private
+ * cluster (tests/deploy/pg_util.h) and COSERVE_NOTES_DB is its URI. The
+ * tests about SQLite itself (its offload pool, its write lock) stay
+ * SQLite's; the PostgreSQL twins of those live in test_notes_scale.c.
  */
 #include "harness.h"
 
@@ -16,7 +22,21 @@
 #include <jansson.h>
 #include <sqlite3.h>
 
-TestSuite(notes, .fini = h_teardown, .timeout = 120);
+#ifdef NOTES_PG
+#include "../deploy/pg_util.h"
+static struct pg notes_pg;
+static void notes_teardown(void)
+{
+    h_teardown();
+    pg_destroy(&notes_pg);
+}
+#define NOTES_FTS_BANNER "search: full-text"
+#else
+#define notes_teardown h_teardown
+#define NOTES_FTS_BANNER "search: FTS5"
+#endif
+
+TestSuite(notes, .fini = notes_teardown, .timeout = 120);
 
 #define JSON_TYPE "application/json"
 
@@ -42,7 +62,12 @@ static void notes_start(const char *const *extra)
         notes_link_app("COSERVE_APPS", "build/apps", "notes.so");
         notes_link_app("COSERVE_APPS", "build/apps", "hello.so");
         notes_link_app("COSERVE_TEST_APPS", "build/test-apps", "slowsql.so");
+#ifdef NOTES_PG
+        pg_start(&notes_pg);
+        setenv("COSERVE_NOTES_DB", notes_pg.uri, 1);
+#else
         setenv("COSERVE_NOTES_DB", h_path("notes.db"), 1);
+#endif
     }
     const char *argv[32];
     int argc = 0;
@@ -343,7 +368,7 @@ Test(notes, the_list_is_newest_first_and_pages_with_a_cursor)
 Test(notes, search_finds_notes_by_words_and_prefixes)
 {
     notes_start(NULL);
-    cr_assert(h_stderr_has("search: FTS5"), "Debian's SQLite has FTS5");
+    cr_assert(h_stderr_has(NOTES_FTS_BANNER), "no full-text search");
     json_int_t a = notes_create("The quick brown fox");
     json_int_t b = notes_create("Lazy dogs sleep all day");
     notes_create("nothing to see \"here\"");
@@ -505,6 +530,8 @@ Test(notes, bad_input_gets_its_status_and_a_json_error)
     free(item);
     h_stop();
 }
+
+#ifndef NOTES_PG /* SQLite's own: its offload pool and its write lock */
 
 /* ---- the hub never blocks ---------------------------------------------- */
 
@@ -728,6 +755,8 @@ Test(notes, reads_are_answered_while_another_process_holds_the_write_lock)
     h_stop();
 }
 
+#endif /* NOTES_PG */
+
 /* ---- durability ------------------------------------------------------- */
 
 #define CONCURRENT_POSTS 200
@@ -866,6 +895,22 @@ Test(notes, sigkill_during_writes_loses_no_acknowledged_note)
     for (int i = 0; i < WRITERS; i++)
         h_close(f[i].c);
 
+#ifdef NOTES_PG
+    /* Every acknowledged note is in PostgreSQL, with its text. */
+    char *rows = pg_psql(&notes_pg, "SELECT id, text FROM notes ORDER BY id");
+    for (int i = 0; i < nacked; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "\n%" JSON_INTEGER_FORMAT "|write %d\n",
+                 acked[i], acked_seq[i]);
+        char *all = h_fmt("\n%s", rows);
+        cr_assert_not_null(strstr(all, want),
+                           "acknowledged note %" JSON_INTEGER_FORMAT
+                           " (write %d) is missing",
+                           acked[i], acked_seq[i]);
+        free(all);
+    }
+    free(rows);
+#else
     /* The file as SQLite finds it (WAL recovery included). */
     sqlite3 *db;
     cr_assert_eq(
@@ -893,6 +938,7 @@ Test(notes, sigkill_during_writes_loses_no_acknowledged_note)
     }
     sqlite3_finalize(st);
     sqlite3_close(db);
+#endif
 
     /* And the server starts again on it and serves the notes. */
     notes_start(NULL);
