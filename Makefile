@@ -282,6 +282,7 @@ bench: deps
 	$(Q)sh tests/bench/bench_http.sh
 	$(Q)sh tests/bench/bench_hooks.sh
 	$(Q)sh tests/bench/bench_notes.sh
+	$(Q)sh tests/bench/bench_notes_pg.sh
 	$(Q)sh tests/bench/bench_deploy.sh
 	$(Q)sh tests/bench/bench_bigfile.sh
 
