@@ -22,6 +22,8 @@
 #include "sockets.h"
 
 #define MASTER_MAX_WORKERS 256
+/* The HTTP listeners the master watches while refusing, at a stop. */
+#define MASTER_MAX_LISTEN 64
 /* A worker that dies before it is ready (its apps' init failed, say)
  * cannot start: the next start in its slot waits 100 ms, doubling up to
  * MASTER_BACKOFF_MAX. One that crashes while serving is replaced at once,
@@ -63,7 +65,7 @@ static struct {
     int sigfd;
     sigset_t mask, old_mask;
     int failed;    /* a worker failed during the stop */
-    int listen_fd; /* -1 once closed at a stop */
+    int listening; /* the listeners are open: not closed by a stop yet */
     pid_t pid;
 } m;
 
@@ -301,16 +303,17 @@ static void master_respawn_due(int64_t now)
 static void master_close_listener(void)
 {
     sockets__close_all();
-    if (m.listen_fd < 0 || m.cfg->listen_activated)
+    if (!m.listening || m.cfg->listen_activated)
         return;
-    close(m.listen_fd);
-    m.listen_fd = -1;
+    for (unsigned i = 0; i < m.cfg->nlisten; i++)
+        close(m.cfg->listen_fds[i]);
+    m.listening = 0;
 }
 
-static void master_refuse(void)
+static void master_refuse(int lfd)
 {
     for (;;) {
-        int fd = accept4(m.listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             return;
         struct linger reset = {.l_onoff = 1, .l_linger = 0};
@@ -477,7 +480,7 @@ int master__run(const struct master_config *cfg)
     if (m.target > MASTER_MAX_WORKERS)
         m.target = MASTER_MAX_WORKERS;
     m.generation = 1;
-    m.listen_fd = cfg->listen_fd;
+    m.listening = cfg->nlisten > 0;
     for (int i = 0; i < MASTER_MAX_WORKERS; i++)
         m.w[i].respawn_at = -1;
     m.slots = mmap(NULL, MASTER_MAX_WORKERS * sizeof *m.slots,
@@ -513,14 +516,17 @@ int master__run(const struct master_config *cfg)
         master_respawn_due(now);
         int live = 0;
         int64_t wake = -1;
-        struct pollfd pfd[MASTER_MAX_WORKERS + 2 + METRICS_HTTP_FDS];
-        int idx[MASTER_MAX_WORKERS + 2];
+        struct pollfd pfd[MASTER_MAX_WORKERS + 1 + MASTER_MAX_LISTEN +
+                          METRICS_HTTP_FDS];
+        int idx[MASTER_MAX_WORKERS + 1 + MASTER_MAX_LISTEN];
         int n = 0;
         pfd[n++] = (struct pollfd){.fd = m.sigfd, .events = POLLIN};
-        int refusing = m.stopping && m.listen_fd >= 0;
-        if (refusing) {
+        for (unsigned i = 0; m.stopping && m.listening && i < m.cfg->nlisten &&
+                             i < MASTER_MAX_LISTEN;
+             i++) {
             idx[n] = -1;
-            pfd[n++] = (struct pollfd){.fd = m.listen_fd, .events = POLLIN};
+            pfd[n++] = (struct pollfd){.fd = m.cfg->listen_fds[i],
+                                       .events = POLLIN};
         }
         for (int i = 0; i < MASTER_MAX_WORKERS; i++) {
             struct worker *w = &m.w[i];
@@ -577,7 +583,7 @@ int master__run(const struct master_config *cfg)
             if (!pfd[k].revents)
                 continue;
             if (idx[k] < 0) {
-                master_refuse();
+                master_refuse(pfd[k].fd);
                 continue;
             }
             struct worker *w = &m.w[idx[k]];
@@ -606,9 +612,7 @@ int master__run(const struct master_config *cfg)
              m.failed ? " (some failed)" : "");
     close(m.sigfd);
     metrics_http__stop();
-    sockets__close_all();
-    if (m.listen_fd >= 0 && !m.cfg->listen_activated)
-        close(m.listen_fd);
+    master_close_listener();
     sigprocmask(SIG_SETMASK, &m.old_mask, NULL);
     return m.failed ? 1 : 0;
 }

@@ -43,10 +43,12 @@ struct master_config {
     int (*worker_main)(void *ctx, int ready_fd, struct watchdog_shared *slot,
                        struct http_stats *stats);
     void *ctx;
-    /* The listening socket the workers share: the master closes it when a
-     * stop begins (and before it returns), unless it came from systemd
-     * (listen_activated), which keeps it open for the next start. */
-    int listen_fd;
+    /* The listening sockets the workers share (every --listen): the master
+     * closes them when a stop begins (and before it returns), unless they
+     * came from systemd (listen_activated), which keeps them open for the
+     * next start. */
+    const int *listen_fds;
+    unsigned nlisten;
     int listen_activated;
     /* Binds a stream app's listener when a worker asks for it (sockets.h);
      * the master keeps it until a stop, or a reload that no longer wants

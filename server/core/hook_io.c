@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "core/coro.h"
+#include "core/errcap.h"
 #include "core/hook_libc.h"
 
 #define REAL(name)                                                             \
@@ -165,6 +166,9 @@ HOOK_PUBLIC ssize_t write(int fd, const void *buf, size_t n)
     struct co *co = hook__co;
     if (!co && !hook__fd_forced(fd))
         return REAL(write)(fd, buf, n);
+    /* an app's write(2, ...): an error log line naming it (errcap.h) */
+    if (co && fd == STDERR_FILENO && errcap__on)
+        return errcap__write(buf, n);
     struct hook_buf b = {.buf = (void *)buf, .len = n};
     return hook_io_run(co, fd, CO_WRITABLE, hook_try_write, &b, n);
 }

@@ -7,14 +7,26 @@
 #ifndef COSERVE_CORE_LOG_H
 #define COSERVE_CORE_LOG_H
 
+#include <stddef.h>
+
 enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 /* Messages above this level are dropped; LOG_INFO by default. */
 extern enum log_level log__level;
 
+/* Where lines go: stderr, or in a worker a copy of it (errcap.h), so that
+ * what apps write to stderr can be captured and these lines are not.
+ * Crash and block reports written without this module use it too. */
+extern int log__fd;
+
 /* Writes one line (printf format; a trailing newline is added). */
 void log__write(enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* Writes "TIME coserve[PID] LEVEL: SOURCE: TEXT", len bytes of text (no
+ * newline in it), if level is not above log__level. */
+void log__source_line(enum log_level level, const char *source,
+                      const char *text, size_t len);
 
 /* Parses "error", "warn", "info" or "debug"; -1 if it is none of them. */
 int log__parse_level(const char *name);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "core/coro.h"
+#include "core/log.h"
 #include "core/watchdog.h"
 
 #define OVERFLOW_ALTSTACK (64 * 1024)
@@ -47,7 +48,7 @@ static int overflow_check(struct co *co, const siginfo_t *si)
                      (int)getpid(), co->name[0] ? co->name : id,
                      co->stack.size / 1024, si->si_addr);
     if (n > 0) {
-        ssize_t w = write(STDERR_FILENO, msg,
+        ssize_t w = write(log__fd, msg,
                           (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
         (void)w;
     }

@@ -565,7 +565,7 @@ static size_t watchdog_put_num(char *buf, size_t len, size_t n, uint64_t v,
 static void watchdog_write(const char *s, size_t n)
 {
     while (n) {
-        ssize_t w = write(STDERR_FILENO, s, n);
+        ssize_t w = write(log__fd, s, n);
         if (w <= 0)
             return;
         s += w;
@@ -606,7 +606,7 @@ static void watchdog_report_crash_raw(void)
     int first = watchdog_first_frame(watchdog_crash.frames,
                                      watchdog_crash.depth, watchdog_crash.pc);
     backtrace_symbols_fd(watchdog_crash.frames + first,
-                         watchdog_crash.depth - first, STDERR_FILENO);
+                         watchdog_crash.depth - first, log__fd);
     if (watchdog_crash.nothers) {
         n = watchdog_put(line, sizeof line, 0, "coserve[");
         n = watchdog_put_num(line, sizeof line, n, (uint64_t)getpid(), 10);

@@ -1,6 +1,6 @@
 /*
  * The access log, in combined log format plus the request time in seconds
- * (as nginx's $request_time). The size is the body bytes the kernel took
+ * (as nginx's $request_time), or as JSON lines (accesslog_json.c). The size is the body bytes the kernel took
  * (nginx's $body_bytes_sent, without chunk framing): for a response cut
  * short, what actually left. Lines gather in a buffer handed on once per
  * loop turn, just before the hub blocks (an ev_prepare watcher), or when it
@@ -23,7 +23,7 @@
 #include "http/http.h"
 
 #define ACCESSLOG_BUF (64 * 1024)
-#define ACCESSLOG_LINE 2048
+#define ACCESSLOG_LINE 4096
 /* What may wait for the writer: a few seconds of lines at full speed. */
 #define ACCESSLOG_RING (4 * 1024 * 1024)
 /* How long a stopping worker waits for a slow log. */
@@ -134,6 +134,11 @@ void accesslog__request(co_request_t *req)
     clock_gettime(CLOCK_MONOTONIC, &now);
     double secs = (double)(now.tv_sec - req->start_ts.tv_sec) +
                   (double)(now.tv_nsec - req->start_ts.tv_nsec) / 1e9;
+    if (srv->cfg.access_log_json) {
+        srv->log_len += accesslog__json(req, srv->log_buf + srv->log_len,
+                                        ACCESSLOG_LINE, secs);
+        return;
+    }
     char target[1024], referer[512], agent[512];
     const char *ref = accesslog_header(req, "referer");
     const char *ua = accesslog_header(req, "user-agent");

@@ -118,6 +118,7 @@ void conn__accept(struct http_server *srv, int fd, const struct sockaddr *peer,
     }
     memset(c, 0, sizeof *c);
     c->srv = srv;
+    c->lst = srv->accepting_on;
     c->fd = fd;
     c->peer_family = (uint8_t)peer->sa_family;
     if (peer->sa_family == AF_INET && peer_len >= sizeof(struct sockaddr_in)) {
@@ -165,11 +166,8 @@ void conn__close(struct conn *c)
         list_remove(&c->wait_link);
     srv->open--;
     http__pool_put(&srv->conn_pool, c);
-    if (!srv->accepting && !srv->draining && srv->listen_fd >= 0 &&
-        srv->open < srv->cfg.max_conns) {
-        ev_io_start(srv->hub->loop, &srv->accept_io);
-        srv->accepting = 1;
-    }
+    if (srv->open < srv->cfg.max_conns)
+        http__accept_resume(srv);
     if (srv->draining && srv->open == 0 && srv->idle_event)
         co_event_set(srv->idle_event);
 }

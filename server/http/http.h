@@ -73,6 +73,7 @@ struct http_config {
     uint64_t max_requests;        /* stop gracefully after (0: never) */
     uint64_t max_requests_jitter; /* plus a random 0..jitter, per worker */
     const char *access_log_path;  /* reopened on SIGUSR1 (NULL: stdout) */
+    int access_log_json;          /* JSON lines, else combined */
     /* Run in the hub's main coroutine: before accepting, after draining. */
     void (*on_start)(void *ctx);
     void (*on_stop)(void *ctx);
@@ -168,6 +169,7 @@ struct http_server;
 
 struct conn {
     struct http_server *srv;
+    const struct http_listener *lst; /* accepted there (NULL: handed in) */
     int fd;
     uint8_t busy; /* a coroutine serves a request on it */
     uint8_t closing;
@@ -199,13 +201,24 @@ struct http_pool {
     size_t low;
 };
 
+/* One listening socket (--listen may repeat): each worker accepts on every
+ * one, and a connection remembers which, for its local address. */
+struct http_listener {
+    struct http_server *srv;
+    int fd; /* -1 once closed at a stop */
+    int family;
+    int port;      /* 0 on a unix socket */
+    char addr[64]; /* co_req_local_addr */
+    ev_io io;
+};
+
 struct http_server {
     struct http_config cfg;
     struct hub *hub;
-    int listen_fd;
-    int listen_family;
-    ev_io accept_io;
-    int accepting;         /* accept_io is started */
+    struct http_listener *listeners; /* nlisteners of them */
+    unsigned nlisteners;
+    const struct http_listener *accepting_on; /* for conn__accept */
+    int accepting;         /* the listeners' watchers are started */
     ev_timer accept_pause; /* out of fds: accepting resumes when it fires */
     int64_t accept_logged; /* when an accept error was last logged (ms) */
     unsigned accept_quiet; /* accept errors since, not logged */
@@ -217,8 +230,6 @@ struct http_server {
     int64_t evict_logged; /* when an eviction at the cap was last logged (ms) */
     unsigned evict_quiet; /* evictions since, not logged */
     struct http_pool conn_pool, req_pool, buf_pool;
-    char local_addr[64];
-    int local_port;
     /* the access log: lines gather here and go out once per loop turn */
     char *log_buf;
     size_t log_len;
@@ -243,6 +254,9 @@ void *http__pool_get(struct http_pool *pool);
 void http__pool_put(struct http_pool *pool, void *block);
 char *http__buf_get(struct http_server *srv);
 void http__buf_put(struct http_server *srv, char *buf);
+/* Starts accepting again on every listener, unless draining or full (a
+ * closed connection freed a slot and an fd). */
+void http__accept_resume(struct http_server *srv);
 
 /* ---- conn.c ---- */
 void conn__accept(struct http_server *srv, int fd, const struct sockaddr *peer,
@@ -314,7 +328,10 @@ const char *date__http(void);
 /* "23/Nov/2026:09:00:00 +0000" for the access log. */
 const char *date__log(void);
 
-/* ---- accesslog.c ---- */
+/* ---- accesslog.c, accesslog_json.c ---- */
+/* The request's JSON line (with its newline) in out, at most room bytes,
+ * secs its duration. Returns its length. */
+size_t accesslog__json(co_request_t *req, char *out, size_t room, double secs);
 void accesslog__init(struct http_server *srv);
 void accesslog__request(co_request_t *req);
 void accesslog__flush(struct http_server *srv);

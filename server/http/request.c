@@ -160,7 +160,7 @@ static const char *request_addr(co_request_t *req, int local)
 {
     struct conn *c = req->conn;
     if (local)
-        return c->srv->listen_family == AF_UNIX ? "unix" : c->srv->local_addr;
+        return !c->lst || c->lst->family == AF_UNIX ? "unix" : c->lst->addr;
     if (c->peer_family == AF_UNIX)
         return "unix";
     char text[INET6_ADDRSTRLEN];
@@ -196,5 +196,5 @@ const char *co_req_local_addr(const co_request_t *req)
 int co_req_local_port(const co_request_t *req)
 {
     guard__check(req, "co_req_local_port");
-    return req->conn->srv->local_port;
+    return req->conn->lst ? req->conn->lst->port : 0;
 }

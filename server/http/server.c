@@ -205,30 +205,71 @@ int http__listen(const char *spec, char *err, size_t errlen)
     return fd;
 }
 
-static void server_local_addr(struct http_server *srv)
+static void server_local_addr(struct http_listener *l)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
-    snprintf(srv->local_addr, sizeof srv->local_addr, "unix");
-    srv->local_port = 0;
-    if (getsockname(srv->listen_fd, (struct sockaddr *)&ss, &len) < 0)
+    snprintf(l->addr, sizeof l->addr, "unix");
+    l->port = 0;
+    l->family = AF_UNIX;
+    if (getsockname(l->fd, (struct sockaddr *)&ss, &len) < 0)
         return;
-    srv->listen_family = ss.ss_family;
+    l->family = ss.ss_family;
     if (ss.ss_family == AF_INET) {
         struct sockaddr_in *in = (void *)&ss;
-        inet_ntop(AF_INET, &in->sin_addr, srv->local_addr,
-                  sizeof srv->local_addr);
-        srv->local_port = ntohs(in->sin_port);
+        inet_ntop(AF_INET, &in->sin_addr, l->addr, sizeof l->addr);
+        l->port = ntohs(in->sin_port);
     } else if (ss.ss_family == AF_UNIX) {
         struct sockaddr_un *un = (void *)&ss;
-        snprintf(srv->local_addr, sizeof srv->local_addr, "%.*s",
-                 (int)(sizeof srv->local_addr - 1), un->sun_path);
+        snprintf(l->addr, sizeof l->addr, "%.*s", (int)(sizeof l->addr - 1),
+                 un->sun_path);
     } else if (ss.ss_family == AF_INET6) {
         struct sockaddr_in6 *in6 = (void *)&ss;
-        inet_ntop(AF_INET6, &in6->sin6_addr, srv->local_addr,
-                  sizeof srv->local_addr);
-        srv->local_port = ntohs(in6->sin6_port);
+        inet_ntop(AF_INET6, &in6->sin6_addr, l->addr, sizeof l->addr);
+        l->port = ntohs(in6->sin6_port);
     }
+}
+
+/* "http://127.0.0.1:8080, unix:/run/coserve.sock": one "serving on" line
+ * per worker, whatever the number of listeners. */
+static void server_log_serving(const struct http_server *srv)
+{
+    char text[1024];
+    size_t n = 0;
+    for (unsigned i = 0; i < srv->nlisteners && n < sizeof text; i++) {
+        const struct http_listener *l = &srv->listeners[i];
+        const char *sep = i ? ", " : "";
+        int v6 = l->family == AF_INET6;
+        if (l->family == AF_UNIX)
+            n += (size_t)snprintf(text + n, sizeof text - n, "%sunix:%s", sep,
+                                  l->addr);
+        else
+            n += (size_t)snprintf(text + n, sizeof text - n,
+                                  "%shttp://%s%s%s:%d", sep, v6 ? "[" : "",
+                                  l->addr, v6 ? "]" : "", l->port);
+    }
+    log_info("serving on %s", n ? text : "(no listener)");
+}
+
+/* Starts or stops every listener's accept watcher. */
+static void server_accepting(struct http_server *srv, int on)
+{
+    for (unsigned i = 0; i < srv->nlisteners; i++) {
+        struct http_listener *l = &srv->listeners[i];
+        if (l->fd < 0)
+            continue;
+        if (on)
+            ev_io_start(srv->hub->loop, &l->io);
+        else
+            ev_io_stop(srv->hub->loop, &l->io);
+    }
+    srv->accepting = on;
+}
+
+void http__accept_resume(struct http_server *srv)
+{
+    if (!srv->accepting && !srv->draining && srv->nlisteners)
+        server_accepting(srv, 1);
 }
 
 /* ---- accepting ----------------------------------------------------- */
@@ -243,11 +284,8 @@ static void server_local_addr(struct http_server *srv)
 static void server_accept_resume(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)revents;
-    struct http_server *srv = list_entry(w, struct http_server, accept_pause);
-    if (!srv->accepting && !srv->draining && srv->listen_fd >= 0) {
-        ev_io_start(loop, &srv->accept_io);
-        srv->accepting = 1;
-    }
+    (void)loop;
+    http__accept_resume(list_entry(w, struct http_server, accept_pause));
 }
 
 /* An accept error other than "nothing to accept": logged at most once a
@@ -268,8 +306,7 @@ static void server_accept_failed(struct http_server *srv, int err)
         srv->accept_quiet++;
     }
     if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
-        ev_io_stop(srv->hub->loop, &srv->accept_io);
-        srv->accepting = 0;
+        server_accepting(srv, 0);
         ev_timer_stop(srv->hub->loop, &srv->accept_pause);
         ev_timer_set(&srv->accept_pause, SERVER_ACCEPT_PAUSE_MS / 1000.0, 0.);
         ev_timer_start(srv->hub->loop, &srv->accept_pause);
@@ -286,13 +323,13 @@ static void server_accept_failed(struct http_server *srv, int err)
 static void server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)revents;
-    struct http_server *srv = list_entry(w, struct http_server, accept_io);
+    struct http_listener *l = list_entry(w, struct http_listener, io);
+    struct http_server *srv = l->srv;
     for (;;) {
         int full = srv->open >= srv->cfg.max_conns;
         double wait_s;
         if (full && !conn__evictable(srv, &wait_s)) {
-            ev_io_stop(loop, &srv->accept_io);
-            srv->accepting = 0;
+            server_accepting(srv, 0);
             if (wait_s >= 0 && !ev_is_active(&srv->accept_pause)) {
                 ev_timer_set(&srv->accept_pause, wait_s + 0.001, 0.);
                 ev_timer_start(loop, &srv->accept_pause);
@@ -301,7 +338,7 @@ static void server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         }
         struct sockaddr_storage peer;
         socklen_t len = sizeof peer;
-        int fd = accept4(srv->listen_fd, (struct sockaddr *)&peer, &len,
+        int fd = accept4(l->fd, (struct sockaddr *)&peer, &len,
                          SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
@@ -312,7 +349,11 @@ static void server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         }
         if (full)
             conn__evict(srv);
+        srv->accepting_on = l;
         conn__accept(srv, fd, (struct sockaddr *)&peer, len);
+        srv->accepting_on = NULL;
+        if (!srv->accepting)
+            return; /* out of fds, or evicting stopped it */
     }
 }
 
@@ -385,17 +426,13 @@ static void *server_main(void *arg)
     struct ev_loop *loop = srv->hub->loop;
     if (srv->cfg.on_start)
         srv->cfg.on_start(srv->cfg.hooks_ctx);
-    ev_io_init(&srv->accept_io, server_accept_cb, srv->listen_fd, EV_READ);
+    for (unsigned i = 0; i < srv->nlisteners; i++)
+        ev_io_init(&srv->listeners[i].io, server_accept_cb,
+                   srv->listeners[i].fd, EV_READ);
     ev_init(&srv->accept_pause, server_accept_resume);
     srv->accept_logged = co_now() - SERVER_ACCEPT_LOG_MS;
-    ev_io_start(loop, &srv->accept_io);
-    srv->accepting = 1;
-    if (srv->listen_family == AF_UNIX)
-        log_info("serving on unix:%s", srv->local_addr);
-    else
-        log_info("serving on http://%s%s%s:%d",
-                 srv->listen_family == AF_INET6 ? "[" : "", srv->local_addr,
-                 srv->listen_family == AF_INET6 ? "]" : "", srv->local_port);
+    server_accepting(srv, 1);
+    server_log_serving(srv);
 
     co_event_wait(m->stop, -1);
     log_info("stopping (grace %lld ms for %u requests)",
@@ -409,12 +446,12 @@ static void *server_main(void *arg)
      * connection accepted but not yet served is kept for its first request:
      * its client has sent, or is sending, a request it expects answered. */
     srv->draining = 1;
-    if (srv->accepting)
-        ev_io_stop(loop, &srv->accept_io);
+    server_accepting(srv, 0);
     ev_timer_stop(loop, &srv->accept_pause);
-    srv->accepting = 0;
-    close(srv->listen_fd);
-    srv->listen_fd = -1;
+    for (unsigned i = 0; i < srv->nlisteners; i++) {
+        close(srv->listeners[i].fd);
+        srv->listeners[i].fd = -1;
+    }
     struct list *n, *next;
     for (n = srv->conns.next; n != &srv->conns; n = next) {
         next = n->next;
@@ -445,14 +482,22 @@ static void *server_main(void *arg)
 }
 
 void http__server_init(struct http_server *srv, const struct http_config *cfg,
-                       int listen_fd)
+                       const int *listen_fds, unsigned nlisten)
 {
     memset(srv, 0, sizeof *srv);
     srv->cfg = *cfg;
     srv->hub = hub__require("http__server_init");
     /* crash and --timeout reports list the requests cut short */
     watchdog__set_requests_fn(srv->hub, conn__list_requests, srv);
-    srv->listen_fd = listen_fd;
+    srv->listeners = nlisten ? calloc(nlisten, sizeof *srv->listeners) : NULL;
+    if (!srv->listeners)
+        nlisten = 0; /* out of memory this early: nothing to serve */
+    srv->nlisteners = nlisten;
+    for (unsigned i = 0; i < nlisten; i++) {
+        srv->listeners[i].srv = srv;
+        srv->listeners[i].fd = listen_fds[i];
+        server_local_addr(&srv->listeners[i]);
+    }
     list_init(&srv->conns);
     list_init(&srv->waiting);
     server_pool_init(&srv->conn_pool, sizeof(struct conn));
@@ -463,8 +508,6 @@ void http__server_init(struct http_server *srv, const struct http_config *cfg,
                   SERVER_TRIM_S);
     ev_timer_start(srv->hub->loop, &srv->pool_trim);
     ev_unref(srv->hub->loop); /* the trim alone keeps no loop alive */
-    if (listen_fd >= 0)
-        server_local_addr(srv);
     accesslog__init(srv);
     srv->stats = cfg->stats;
     stats__start(srv);
@@ -485,15 +528,19 @@ void http__server_fini(struct http_server *srv)
     server_pool_free(&srv->conn_pool, (size_t)-1);
     server_pool_free(&srv->req_pool, (size_t)-1);
     server_pool_free(&srv->buf_pool, (size_t)-1);
+    free(srv->listeners);
+    srv->listeners = NULL;
+    srv->nlisteners = 0;
 }
 
 /* Runs the server inside the hub: the struct lives on main's stack. */
 static void *server_hub_main(void *arg)
 {
     const struct http_config *cfg = ((void **)arg)[0];
-    int listen_fd = *(int *)((void **)arg)[1];
+    const int *listen_fds = ((void **)arg)[1];
+    unsigned nlisten = *(unsigned *)((void **)arg)[2];
     struct http_server srv;
-    http__server_init(&srv, cfg, listen_fd);
+    http__server_init(&srv, cfg, listen_fds, nlisten);
 
     struct server_main m = {.srv = &srv, .stop = co_event_new()};
     ev_async_init(&m.stop_async, server_stop_cb);
@@ -540,9 +587,10 @@ static void *server_hub_main(void *arg)
     return NULL;
 }
 
-int http__serve(const struct http_config *cfg, int listen_fd)
+int http__serve(const struct http_config *cfg, const int *listen_fds,
+                unsigned nlisten)
 {
     signal(SIGPIPE, SIG_IGN);
-    void *args[2] = {(void *)cfg, &listen_fd};
+    void *args[3] = {(void *)cfg, (void *)listen_fds, &nlisten};
     return co_run(server_hub_main, args, NULL);
 }

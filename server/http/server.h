@@ -16,16 +16,19 @@ void http__config_defaults(struct http_config *cfg);
  * fd, or -1 with a message in err. */
 int http__listen(const char *spec, char *err, size_t errlen);
 
-/* Sets up srv on the calling hub (listen_fd may be -1: connections are then
- * handed in with conn__accept, as the fuzzer does). */
+/* Sets up srv on the calling hub, accepting on every one of listen_fds
+ * (nlisten may be 0: connections are then handed in with conn__accept, as
+ * the fuzzer does). */
 void http__server_init(struct http_server *srv, const struct http_config *cfg,
-                       int listen_fd);
+                       const int *listen_fds, unsigned nlisten);
 /* Closes every connection and frees the pools. */
 void http__server_fini(struct http_server *srv);
 
-/* Serves connections from listen_fd until SIGTERM or SIGINT, then stops
- * accepting and lets in-flight requests finish within cfg->grace_ms.
- * Returns 0 after a clean stop, -1 with errno if it could not start. */
-int http__serve(const struct http_config *cfg, int listen_fd);
+/* Serves connections from every listen_fds until SIGTERM or SIGINT, then
+ * stops accepting (closing them) and lets in-flight requests finish within
+ * cfg->grace_ms. Returns 0 after a clean stop, -1 with errno if it could
+ * not start. */
+int http__serve(const struct http_config *cfg, const int *listen_fds,
+                unsigned nlisten);
 
 #endif

@@ -53,7 +53,7 @@ static void *fuzz_main(void *arg)
     cfg.header_timeout_ms = 1000;
     cfg.body_timeout_ms = 1000;
     struct http_server srv;
-    http__server_init(&srv, &cfg, -1);
+    http__server_init(&srv, &cfg, NULL, 0);
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) <
         0)

@@ -155,16 +155,7 @@ Test(loader, an_empty_apps_folder_still_serves_static_files)
     h_stop();
 }
 
-Test(loader, a_missing_apps_folder_is_reported_and_static_files_still_serve)
-{
-    h_start(H_ARGS("--apps", "/nonexistent/coserve-apps"));
-    cr_assert(h_stderr_has("/nonexistent/coserve-apps"),
-              "the missing folder is not reported:\n%s", h_stderr_tail(2000));
-    struct h_resp *r =
-        h_request("GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n", 0, 200);
-    h_resp_free(r);
-    h_stop();
-}
+/* A missing --apps folder is fatal at startup: tests/deploy/test_cli.c. */
 
 Test(loader, a_handler_failing_before_responding_gets_a_500)
 {

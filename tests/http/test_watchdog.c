@@ -231,8 +231,9 @@ Test(watchdog, a_bad_threshold_is_refused)
     cr_assert_eq(waitpid(pid, &status, 0), pid);
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 2,
               "status 0x%x; stderr:\n%s", status, h_stderr_tail(2000));
-    cr_assert(h_stderr_has("--block-threshold: 'soon'"), "stderr:\n%s",
-              h_stderr_tail(2000));
+    cr_assert(h_stderr_has("coserve: --block-threshold: want a duration") &&
+                  h_stderr_has("not 'soon'"),
+              "stderr:\n%s", h_stderr_tail(2000));
 }
 
 Test(watchdog, warnings_are_rate_limited_and_every_episode_counted)
