@@ -294,7 +294,7 @@ bench-core: deps
 FUZZ_SECONDS ?= 60
 # The front end alone: no process model or option parsing (options.c
 # reaches into the app layer for stream names).
-FUZZ_SRC := $(filter-out server/main.c server/options.c server/app/%,$(SERVER_SRC))
+FUZZ_SRC := $(filter server/http/%,$(SERVER_SRC))
 $(BUILD)/fuzz-request: tests/fuzz/fuzz_request.c $(FUZZ_SRC) $(CORE_SRC) \
                        $(addprefix $(LLHTTP_DIR)/,$(LLHTTP_SRC))
 	$(call msg,FUZZ,$@)

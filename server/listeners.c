@@ -12,14 +12,14 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "http/server.h"
+#include "http/listen.h"
 
 static unsigned listeners_mode = 0660;
 static const struct privs *listeners_privs;
 
 int listeners__bind(const char *spec, char *err, size_t errlen)
 {
-    int fd = http__listen(spec, err, errlen);
+    int fd = listen__open(spec, err, errlen);
     if (fd < 0 || strncmp(spec, "unix:", 5) != 0)
         return fd;
     if (chmod(spec + 5, (mode_t)listeners_mode) < 0) {

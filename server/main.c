@@ -24,6 +24,7 @@
 #include "core/watchdog.h"
 #include "http/server.h"
 #include "http/static.h"
+#include "http/stats.h"
 #include "listeners.h"
 #include "master.h"
 #include "options.h"

@@ -10,6 +10,8 @@
 #include "app/app.h"
 #include "core/fdio.h"
 #include "core/log.h"
+#include "http/forwarded.h"
+#include "http/request.h"
 #include "http/server.h"
 #include "version.h"
 

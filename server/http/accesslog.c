@@ -18,9 +18,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/hub.h"
 #include "core/log.h"
 #include "core/logbuf.h"
+#include "http/accesslog.h"
+#include "http/conn.h"
+#include "http/date.h"
+#include "http/forwarded.h"
 #include "http/http.h"
+#include "http/request.h"
 
 #define ACCESSLOG_BUF (64 * 1024)
 #define ACCESSLOG_LINE 4096

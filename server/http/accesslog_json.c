@@ -18,7 +18,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "http/accesslog.h"
+#include "http/conn.h"
+#include "http/date.h"
+#include "http/forwarded.h"
 #include "http/http.h"
+#include "http/request.h"
 
 /* Room kept for the fixed parts of a line (names, numbers, time). */
 #define ACCESSLOG_JSON_FIXED 512

@@ -12,7 +12,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/coro.h"
+#include "http/body.h"
+#include "http/conn.h"
+#include "http/guard.h"
 #include "http/http.h"
+#include "http/request.h"
+#include "http/response.h"
+#include "http/stats.h"
 
 enum {
     CH_SIZE,

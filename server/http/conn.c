@@ -20,7 +20,19 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/coro.h"
+#include "core/hub.h"
+#include "http/accesslog.h"
+#include "http/body.h"
+#include "http/bufpool.h"
+#include "http/conn.h"
+#include "http/guard.h"
+#include "http/head.h"
 #include "http/http.h"
+#include "http/listen.h"
+#include "http/request.h"
+#include "http/response.h"
+#include "http/stats.h"
 
 static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
@@ -29,17 +41,17 @@ static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
 static co_request_t *conn_req_get(struct http_server *srv)
 {
-    return http__pool_get(&srv->req_pool);
+    return bufpool__get(&srv->req_pool);
 }
 
 static void conn_req_put(struct http_server *srv, co_request_t *req)
 {
     if (req->res.out)
-        http__buf_put(srv, req->res.out);
+        bufpool__put(&srv->buf_pool, req->res.out);
     req->res.out = NULL;
     req->owner = guard__none; /* a kept pointer's calls now abort */
     req->live = 0;
-    http__pool_put(&srv->req_pool, req);
+    bufpool__put(&srv->req_pool, req);
 }
 
 /* Starts a request record for the head that begins at buf[0]. */
@@ -111,7 +123,7 @@ static void conn_wait(struct conn *c)
 void conn__accept(struct http_server *srv, int fd, const struct sockaddr *peer,
                   socklen_t peer_len)
 {
-    struct conn *c = http__pool_get(&srv->conn_pool);
+    struct conn *c = bufpool__get(&srv->conn_pool);
     if (!c) {
         close(fd);
         return;
@@ -160,14 +172,14 @@ void conn__close(struct conn *c)
     if (c->req)
         conn_req_put(srv, c->req);
     if (c->buf)
-        http__buf_put(srv, c->buf);
+        bufpool__put(&srv->buf_pool, c->buf);
     list_remove(&c->link);
     if (list_linked(&c->wait_link))
         list_remove(&c->wait_link);
     srv->open--;
-    http__pool_put(&srv->conn_pool, c);
+    bufpool__put(&srv->conn_pool, c);
     if (srv->open < srv->cfg.max_conns)
-        http__accept_resume(srv);
+        listen__resume(srv);
     if (srv->draining && srv->open == 0 && srv->idle_event)
         co_event_set(srv->idle_event);
 }
@@ -277,7 +289,7 @@ static void conn_idle(struct conn *c)
     c->busy = 0;
     c->co = NULL;
     if (c->len == 0 && c->buf) {
-        http__buf_put(srv, c->buf);
+        bufpool__put(&srv->buf_pool, c->buf);
         c->buf = NULL;
     }
     ev_io_start(srv->hub->loop, &c->io);
@@ -497,7 +509,7 @@ static void conn_close_lingering(struct conn *c, int unread)
         conn_req_put(srv, c->req);
     c->req = NULL;
     if (c->buf)
-        http__buf_put(srv, c->buf);
+        bufpool__put(&srv->buf_pool, c->buf);
     c->buf = NULL;
     c->len = c->pos = 0;
     c->drained = 0;
@@ -615,7 +627,7 @@ static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
         conn_linger(c);
         return;
     }
-    if (!c->buf && !(c->buf = http__buf_get(srv))) {
+    if (!c->buf && !(c->buf = bufpool__get(&srv->buf_pool))) {
         conn__close(c);
         return;
     }

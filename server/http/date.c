@@ -5,7 +5,7 @@
  */
 #include <time.h>
 
-#include "http/http.h"
+#include "http/date.h"
 
 static __thread time_t date_http_at = -1, date_log_at = -1;
 static __thread char date_http_buf[40], date_log_buf[40];

@@ -12,7 +12,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "http/conn.h"
+#include "http/forwarded.h"
 #include "http/http.h"
+#include "http/request.h"
 
 int forwarded__parse(struct http_config *cfg, const char *spec)
 {

@@ -23,6 +23,8 @@
  * concurrent request started after this handler began (not caught).
  */
 #include "core/log.h"
+#include "core/coro.h"
+#include "http/guard.h"
 #include "http/http.h"
 
 /* Where a record stands when no coroutine serves it (in the pool, or a

@@ -13,7 +13,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "http/conn.h"
+#include "http/head.h"
 #include "http/http.h"
+#include "http/request.h"
 
 #define HEAD_FAIL(req, code, why)                                              \
     do {                                                                       \

@@ -7,7 +7,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include "http/conn.h"
+#include "http/forwarded.h"
+#include "http/guard.h"
 #include "http/http.h"
+#include "http/request.h"
 
 char *request__arena_strdup(co_request_t *req, const char *s, size_t len)
 {

@@ -19,10 +19,18 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "core/coro.h"
 #include "core/fdio.h"
 #include "core/hook_libc.h"
 #include "core/log.h"
+#include "http/bufpool.h"
+#include "http/conn.h"
+#include "http/date.h"
+#include "http/guard.h"
 #include "http/http.h"
+#include "http/request.h"
+#include "http/response.h"
+#include "http/stats.h"
 
 const char *response__reason(int status)
 {
@@ -454,7 +462,7 @@ int co_res_write(co_response_t *res, const void *buf, size_t n)
         return -1;
     }
     if (!res->out) {
-        res->out = http__buf_get(req->conn->srv);
+        res->out = bufpool__get(&req->conn->srv->buf_pool);
         if (!res->out) {
             errno = ENOMEM;
             return -1;

@@ -1,5 +1,5 @@
 /*
- * The server loop: listening, accepting, buffers, and the graceful stop.
+ * The server loop: accepting, the pools' trim, and the graceful stop.
  *
  * Everything runs in one hub (co_run). Its main coroutine sets up the
  * accept watcher, then waits for a stop signal; accepting happens in the
@@ -7,22 +7,27 @@
  */
 #include "http/server.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
-#include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
+#include "core/coro.h"
+#include "core/hub.h"
 #include "core/log.h"
+#include "core/watchdog.h"
+#include "http/accesslog.h"
+#include "http/conn.h"
+#include "http/forwarded.h"
+#include "http/listen.h"
+#include "http/request.h"
+#include "http/stats.h"
 
 void http__config_defaults(struct http_config *cfg)
 {
@@ -42,76 +47,17 @@ void http__config_defaults(struct http_config *cfg)
 
 /* ---- pools --------------------------------------------------------- */
 
-/* Connections, request records and buffers are pooled so the hot path does
- * not call malloc, but a burst (thousands of slow clients) must not pin
- * its peak for ever: once a second, blocks that stayed idle for the whole
- * second beyond SERVER_POOL_KEEP are freed, half of them (at least
- * SERVER_TRIM_STEP) per tick, so a big burst is given back over a few
- * seconds rather than in one free storm, and steady load (which takes its
- * blocks back within the second) is never trimmed. */
-#define SERVER_POOL_KEEP 64
-#define SERVER_TRIM_STEP 256
+/* The pools' trim (bufpool.c says why) runs once a second. */
 #define SERVER_TRIM_S 1.0
-
-void *http__pool_get(struct http_pool *pool)
-{
-    void *block = pool->head;
-    if (!block)
-        return malloc(pool->size);
-    memcpy(&pool->head, block, sizeof pool->head);
-    if (--pool->count < pool->low)
-        pool->low = pool->count;
-    return block;
-}
-
-void http__pool_put(struct http_pool *pool, void *block)
-{
-    memcpy(block, &pool->head, sizeof pool->head);
-    pool->head = block;
-    pool->count++;
-}
-
-static void server_pool_init(struct http_pool *pool, size_t size)
-{
-    memset(pool, 0, sizeof *pool);
-    pool->size = size;
-}
-
-/* Frees up to n idle blocks; returns the bytes freed. */
-static size_t server_pool_free(struct http_pool *pool, size_t n)
-{
-    size_t freed = 0;
-    while (n-- && pool->head) {
-        void *block = pool->head;
-        memcpy(&pool->head, block, sizeof pool->head);
-        free(block);
-        pool->count--;
-        freed += pool->size;
-    }
-    return freed;
-}
-
-/* One trim step: frees part of what stayed idle since the last one. */
-static size_t server_pool_trim(struct http_pool *pool)
-{
-    size_t excess =
-        pool->low > SERVER_POOL_KEEP ? pool->low - SERVER_POOL_KEEP : 0;
-    size_t n = excess <= SERVER_TRIM_STEP      ? excess
-               : excess / 2 > SERVER_TRIM_STEP ? excess / 2
-                                               : SERVER_TRIM_STEP;
-    size_t freed = server_pool_free(pool, n);
-    pool->low = pool->count;
-    return freed;
-}
 
 static void server_pool_trim_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop;
     (void)revents;
     struct http_server *srv = list_entry(w, struct http_server, pool_trim);
-    size_t freed = server_pool_trim(&srv->conn_pool) +
-                   server_pool_trim(&srv->req_pool) +
-                   server_pool_trim(&srv->buf_pool);
+    size_t freed = bufpool__trim(&srv->conn_pool) +
+                   bufpool__trim(&srv->req_pool) +
+                   bufpool__trim(&srv->buf_pool);
     freed += coro__trim(srv->hub);
 #ifdef __GLIBC__
     /* free() keeps holes in the middle of the heap resident; this hands
@@ -120,156 +66,6 @@ static void server_pool_trim_cb(struct ev_loop *loop, ev_timer *w, int revents)
     if (freed >= 256 * 1024)
         malloc_trim(0);
 #endif
-}
-
-char *http__buf_get(struct http_server *srv)
-{
-    return http__pool_get(&srv->buf_pool);
-}
-
-void http__buf_put(struct http_server *srv, char *buf)
-{
-    http__pool_put(&srv->buf_pool, buf);
-}
-
-/* ---- listening ----------------------------------------------------- */
-
-int http__listen(const char *spec, char *err, size_t errlen)
-{
-    int fd = -1;
-    if (strncmp(spec, "unix:", 5) == 0) {
-        struct sockaddr_un un = {.sun_family = AF_UNIX};
-        const char *path = spec + 5;
-        if (!*path || strlen(path) >= sizeof un.sun_path) {
-            snprintf(err, errlen, "bad unix socket path in '%s'", spec);
-            return -1;
-        }
-        strcpy(un.sun_path, path);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        struct stat st;
-        if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
-            unlink(path); /* a stale socket from an earlier run */
-        if (fd < 0 || bind(fd, (struct sockaddr *)&un, sizeof un) < 0 ||
-            listen(fd, SOMAXCONN) < 0) {
-            snprintf(err, errlen, "cannot listen on %s: %s", spec,
-                     strerror(errno));
-            if (fd >= 0)
-                close(fd);
-            return -1;
-        }
-        return fd;
-    }
-    char host[256];
-    const char *colon = strrchr(spec, ':');
-    if (!colon || colon == spec || !colon[1] ||
-        (size_t)(colon - spec) >= sizeof host) {
-        snprintf(err, errlen, "--listen wants HOST:PORT or unix:PATH, not '%s'",
-                 spec);
-        return -1;
-    }
-    memcpy(host, spec, (size_t)(colon - spec));
-    host[colon - spec] = '\0';
-    if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-        memmove(host, host + 1, strlen(host));
-        host[strlen(host) - 1] = '\0';
-    }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                             .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-    struct addrinfo *res;
-    int rc = getaddrinfo(*host ? host : NULL, colon + 1, &hints, &res);
-    if (rc) {
-        snprintf(err, errlen, "cannot resolve '%s': %s", spec,
-                 gai_strerror(rc));
-        return -1;
-    }
-    int saved = 0;
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                    0);
-        if (fd < 0)
-            continue;
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
-            listen(fd, SOMAXCONN) == 0)
-            break;
-        saved = errno;
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    if (fd < 0)
-        snprintf(err, errlen, "cannot listen on %s: %s", spec,
-                 strerror(saved ? saved : EADDRNOTAVAIL));
-    return fd;
-}
-
-static void server_local_addr(struct http_listener *l)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    snprintf(l->addr, sizeof l->addr, "unix");
-    l->port = 0;
-    l->family = AF_UNIX;
-    if (getsockname(l->fd, (struct sockaddr *)&ss, &len) < 0)
-        return;
-    l->family = ss.ss_family;
-    if (ss.ss_family == AF_INET) {
-        struct sockaddr_in *in = (void *)&ss;
-        inet_ntop(AF_INET, &in->sin_addr, l->addr, sizeof l->addr);
-        l->port = ntohs(in->sin_port);
-    } else if (ss.ss_family == AF_UNIX) {
-        struct sockaddr_un *un = (void *)&ss;
-        snprintf(l->addr, sizeof l->addr, "%.*s", (int)(sizeof l->addr - 1),
-                 un->sun_path);
-    } else if (ss.ss_family == AF_INET6) {
-        struct sockaddr_in6 *in6 = (void *)&ss;
-        inet_ntop(AF_INET6, &in6->sin6_addr, l->addr, sizeof l->addr);
-        l->port = ntohs(in6->sin6_port);
-    }
-}
-
-/* "http://127.0.0.1:8080, unix:/run/coserve.sock": one "serving on" line
- * per worker, whatever the number of listeners. */
-static void server_log_serving(const struct http_server *srv)
-{
-    char text[1024];
-    size_t n = 0;
-    for (unsigned i = 0; i < srv->nlisteners && n < sizeof text; i++) {
-        const struct http_listener *l = &srv->listeners[i];
-        const char *sep = i ? ", " : "";
-        int v6 = l->family == AF_INET6;
-        if (l->family == AF_UNIX)
-            n += (size_t)snprintf(text + n, sizeof text - n, "%sunix:%s", sep,
-                                  l->addr);
-        else
-            n += (size_t)snprintf(text + n, sizeof text - n,
-                                  "%shttp://%s%s%s:%d", sep, v6 ? "[" : "",
-                                  l->addr, v6 ? "]" : "", l->port);
-    }
-    log_info("serving on %s", n ? text : "(no listener)");
-}
-
-/* Starts or stops every listener's accept watcher. */
-static void server_accepting(struct http_server *srv, int on)
-{
-    for (unsigned i = 0; i < srv->nlisteners; i++) {
-        struct http_listener *l = &srv->listeners[i];
-        if (l->fd < 0)
-            continue;
-        if (on)
-            ev_io_start(srv->hub->loop, &l->io);
-        else
-            ev_io_stop(srv->hub->loop, &l->io);
-    }
-    srv->accepting = on;
-}
-
-void http__accept_resume(struct http_server *srv)
-{
-    if (!srv->accepting && !srv->draining && srv->nlisteners)
-        server_accepting(srv, 1);
 }
 
 /* ---- accepting ----------------------------------------------------- */
@@ -285,7 +81,7 @@ static void server_accept_resume(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)revents;
     (void)loop;
-    http__accept_resume(list_entry(w, struct http_server, accept_pause));
+    listen__resume(list_entry(w, struct http_server, accept_pause));
 }
 
 /* An accept error other than "nothing to accept": logged at most once a
@@ -306,7 +102,7 @@ static void server_accept_failed(struct http_server *srv, int err)
         srv->accept_quiet++;
     }
     if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
-        server_accepting(srv, 0);
+        listen__accepting(srv, 0);
         ev_timer_stop(srv->hub->loop, &srv->accept_pause);
         ev_timer_set(&srv->accept_pause, SERVER_ACCEPT_PAUSE_MS / 1000.0, 0.);
         ev_timer_start(srv->hub->loop, &srv->accept_pause);
@@ -329,7 +125,7 @@ static void server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         int full = srv->open >= srv->cfg.max_conns;
         double wait_s;
         if (full && !conn__evictable(srv, &wait_s)) {
-            server_accepting(srv, 0);
+            listen__accepting(srv, 0);
             if (wait_s >= 0 && !ev_is_active(&srv->accept_pause)) {
                 ev_timer_set(&srv->accept_pause, wait_s + 0.001, 0.);
                 ev_timer_start(loop, &srv->accept_pause);
@@ -431,8 +227,8 @@ static void *server_main(void *arg)
                    srv->listeners[i].fd, EV_READ);
     ev_init(&srv->accept_pause, server_accept_resume);
     srv->accept_logged = co_now() - SERVER_ACCEPT_LOG_MS;
-    server_accepting(srv, 1);
-    server_log_serving(srv);
+    listen__accepting(srv, 1);
+    listen__log_serving(srv);
 
     co_event_wait(m->stop, -1);
     log_info("stopping (grace %lld ms for %u requests)",
@@ -446,7 +242,7 @@ static void *server_main(void *arg)
      * connection accepted but not yet served is kept for its first request:
      * its client has sent, or is sending, a request it expects answered. */
     srv->draining = 1;
-    server_accepting(srv, 0);
+    listen__accepting(srv, 0);
     ev_timer_stop(loop, &srv->accept_pause);
     for (unsigned i = 0; i < srv->nlisteners; i++) {
         close(srv->listeners[i].fd);
@@ -496,13 +292,13 @@ void http__server_init(struct http_server *srv, const struct http_config *cfg,
     for (unsigned i = 0; i < nlisten; i++) {
         srv->listeners[i].srv = srv;
         srv->listeners[i].fd = listen_fds[i];
-        server_local_addr(&srv->listeners[i]);
+        listen__local_addr(&srv->listeners[i]);
     }
     list_init(&srv->conns);
     list_init(&srv->waiting);
-    server_pool_init(&srv->conn_pool, sizeof(struct conn));
-    server_pool_init(&srv->req_pool, sizeof(co_request_t));
-    server_pool_init(&srv->buf_pool, HTTP_BUF_SIZE);
+    bufpool__init(&srv->conn_pool, sizeof(struct conn));
+    bufpool__init(&srv->req_pool, sizeof(co_request_t));
+    bufpool__init(&srv->buf_pool, HTTP_BUF_SIZE);
     srv->evict_logged = co_now() - 1000;
     ev_timer_init(&srv->pool_trim, server_pool_trim_cb, SERVER_TRIM_S,
                   SERVER_TRIM_S);
@@ -525,9 +321,9 @@ void http__server_fini(struct http_server *srv)
     stats__stop(srv);
     ev_ref(srv->hub->loop);
     ev_timer_stop(srv->hub->loop, &srv->pool_trim);
-    server_pool_free(&srv->conn_pool, (size_t)-1);
-    server_pool_free(&srv->req_pool, (size_t)-1);
-    server_pool_free(&srv->buf_pool, (size_t)-1);
+    bufpool__free(&srv->conn_pool, (size_t)-1);
+    bufpool__free(&srv->req_pool, (size_t)-1);
+    bufpool__free(&srv->buf_pool, (size_t)-1);
     free(srv->listeners);
     srv->listeners = NULL;
     srv->nlisteners = 0;

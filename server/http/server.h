@@ -11,11 +11,6 @@
 /* The defaults of every limit and timeout (documented in --help). */
 void http__config_defaults(struct http_config *cfg);
 
-/* Opens a listening socket for "HOST:PORT", "[V6]:PORT" or "unix:PATH",
- * non-blocking, with SO_REUSEADDR and a backlog of SOMAXCONN. Returns the
- * fd, or -1 with a message in err. */
-int http__listen(const char *spec, char *err, size_t errlen);
-
 /* Sets up srv on the calling hub, accepting on every one of listen_fds
  * (nlisten may be 0: connections are then handed in with conn__accept, as
  * the fuzzer does). */

@@ -5,7 +5,9 @@
 #include <time.h>
 
 #include "core/hub.h"
+#include "http/conn.h"
 #include "http/http.h"
+#include "http/request.h"
 
 /* The codes worth a series of their own; anything else counts by class. */
 const int stats__codes[STATS_CODES] = {

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "http/conn.h"
 #include "http/server.h"
 
 static int fuzz_echo(co_request_t *req, co_response_t *res)
