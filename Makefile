@@ -285,6 +285,7 @@ bench: deps
 	$(Q)sh tests/bench/bench_notes_pg.sh
 	$(Q)sh tests/bench/bench_deploy.sh
 	$(Q)sh tests/bench/bench_bigfile.sh
+	$(Q)sh tests/bench/bench_endurance.sh
 
 bench-core: deps
 	$(Q)$(MAKE) --no-print-directory $(BUILD)/bench-core
