@@ -592,7 +592,8 @@ EOF
         # load (least squares), and the workers' values in the last sample
         # before each reload (each generation's end).
         awk -v S="$S" -v hup="$HUP_EVERY" '
-            NR == 1 || $2 == "hup" { next }
+            NR == 1 { next }
+            $2 == "hup" { if (nt["worker"]) gen_end[++ng] = ts["worker", nt["worker"]]; next }
             $7 == "idle" { if ($4 > irss) irss = $4; if ($5 > ifd) ifd = $5; next }
             $2 == "master" && $1 > S { mrss_idle = $4; mfd_idle = $5; next }
             $2 == "master" { k = "master"; t = $1; rss[k, t] = $4; fd[k, t] = $5; ts[k, ++nt[k]] = t }
@@ -627,13 +628,10 @@ EOF
                 printf "(worker: the largest live worker of each sample; a reload starts fresh workers)\n"
                 printf "30 s after the load stopped: master %d KiB %d fds; workers at most %d KiB %d fds\n", mrss_idle, mfd_idle, irss, ifd
                 if (hup <= 0) exit
-                printf "workers at the end of each generation (last sample before a reload, KiB/fds):"
-                for (i = 1; i <= nt["worker"]; i++) {
-                    t = ts["worker", i]
-                    g = int(t / hup)
-                    if (i < nt["worker"] && int(ts["worker", i + 1] / hup) == g) continue
-                    printf " %d/%d", rss["worker", t], fd["worker", t]
-                }
+                printf "workers at the end of each generation (the sample before each reload, then the last; KiB/fds):"
+                gen_end[++ng] = ts["worker", nt["worker"]]
+                for (i = 1; i <= ng; i++)
+                    printf " %d/%d", rss["worker", gen_end[i]], fd["worker", gen_end[i]]
                 print ""
             }' "$CSV"
         log_kinds "$T/coserve.soak.stderr"
