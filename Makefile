@@ -18,7 +18,7 @@ COMMON  := -std=gnu11 -g -fno-omit-frame-pointer -fvisibility=hidden \
 ifeq ($(SWITCH),ucontext)
 COMMON  += -DCOSERVE_SWITCH_UCONTEXT
 endif
-LIBS    := -lev -lpthread -lm
+LIBS    := -lev -lpthread -lm -lz
 
 PLAIN_CC     := gcc
 PLAIN_CFLAGS := $(COMMON) -O2

@@ -738,6 +738,146 @@ int co_res_send(co_response_t *res, int status, const char *content_type,
  * co_res_send(). */
 int co_res_started(const co_response_t *res);
 
+/* ---- WebSocket (RFC 6455, permessage-deflate RFC 7692) --------------
+ *
+ * A handler takes the request over with co_ws_accept() and then talks in
+ * messages, in its own coroutine, until it returns; the server then ends
+ * the close handshake (1000, or 1011 if the handler returned -1) and
+ * closes the connection. The server keeps the protocol: client frames
+ * must be masked, fragments are put together (control frames may come
+ * between them), pings are answered, text and close reasons must be
+ * UTF-8 (else close 1007), a message over the limit gets 1009 (server
+ * flag --ws-max-message, 1 MiB), any other breach 1002. While the app
+ * waits in co_ws_recv the server pings once nothing moved one way for
+ * --ws-ping-interval (30 s: proxies see traffic) and closes (1001) a peer
+ * silent for --ws-idle-timeout (75 s); when
+ * the server stops (TERM, HUP), a waiting co_ws_recv sends 1001 at once
+ * and waits briefly for the answer. One coroutine may receive while
+ * others send: frames never interleave. Coroutines the handler started
+ * must be joined before it returns, as for the request.
+ */
+typedef struct co_ws co_ws_t;
+
+/* Message types (the RFC's opcodes). */
+#define CO_WS_TEXT 1
+#define CO_WS_BINARY 2
+
+/* co_ws_accept flags: never negotiate permessage-deflate. */
+#define CO_WS_NO_DEFLATE 1
+
+/* Non-zero if req asks for a WebSocket (GET, HTTP/1.1, Upgrade:
+ * websocket, Connection: upgrade), so a handler can serve a page to
+ * anything else. */
+int co_ws_is_upgrade(const co_request_t *req);
+
+/* Checks the handshake (Sec-WebSocket-Key of 16 bytes, version 13),
+ * picks the first of protocols (a NULL-terminated list in the server's
+ * order of preference, or NULL) that the client offers, accepts
+ * permessage-deflate when offered (unless flags has CO_WS_NO_DEFLATE),
+ * and sends the 101 answer with any headers set before by co_res_header.
+ * Returns the WebSocket, which belongs to the server and lives until the
+ * handler returns; or NULL with errno: EPROTO (not a valid handshake: a
+ * 400, or a 426 naming version 13, is ready to go when the handler
+ * returns 0), EALREADY (the response started, or a second call), EINVAL
+ * (unknown flags), ENOMEM, or a write's errno (the client left). */
+co_ws_t *co_ws_accept(co_request_t *req, co_response_t *res,
+                      const char *const *protocols, int flags);
+
+/* The subprotocol co_ws_accept chose, or NULL. The string is ws's. */
+const char *co_ws_protocol(const co_ws_t *ws);
+
+/* Waits for the next whole message. Sets *data to its bytes (the
+ * server's, valid until the next co_ws_recv or the handler's return;
+ * text is UTF-8, not NUL-terminated) and *type to CO_WS_TEXT or
+ * CO_WS_BINARY; returns its length (0 is a message too). Returns -1 with
+ * errno: EPIPE (the connection is closed: the close handshake ended, or
+ * the server is stopping; co_ws_close_code says the peer's code),
+ * ETIMEDOUT or ECANCELED (nothing lost: call again), EPROTO, EILSEQ or
+ * EMSGSIZE (the peer broke the protocol, sent bad UTF-8, or too big a
+ * message: the server closed with 1002, 1007 or 1009), ECONNABORTED (the
+ * peer stayed silent past the idle timeout), ECONNRESET (it left without
+ * a close frame). After an error other than ETIMEDOUT and ECANCELED,
+ * every call fails the same way. */
+ssize_t co_ws_recv(co_ws_t *ws, void **data, int *type, int64_t deadline);
+
+/* Sends one message of type CO_WS_TEXT (data must be UTF-8) or
+ * CO_WS_BINARY, compressed when the client agreed to it. data stays the
+ * caller's. Returns 0, or -1 with errno: EINVAL (a bad type), EILSEQ
+ * (text not UTF-8), EPIPE (closed or closing), ETIMEDOUT, ECANCELED, the
+ * socket's errno. A send cut by its deadline half-way leaves the
+ * connection unusable (later calls fail with EPIPE). */
+int co_ws_send(co_ws_t *ws, int type, const void *data, size_t len,
+               int64_t deadline);
+
+/* Sends a ping with up to 125 bytes of data (the pong is dropped when it
+ * comes: co_ws_recv keeps the connection alive by itself). Returns 0, or
+ * -1 with EINVAL (too long), EPIPE, ETIMEDOUT, ECANCELED. */
+int co_ws_ping(co_ws_t *ws, const void *data, size_t len, int64_t deadline);
+
+/* Closes: sends a close frame with code (1000..4999 as RFC 6455 7.4
+ * allows; 0 for none) and reason (UTF-8, at most 123 bytes; NULL for
+ * none), then reads until the peer's close frame, dropping messages.
+ * Returns 0 once the peer answered (or the connection was already
+ * closed), -1 with errno: EINVAL (a code or reason not allowed), ETIMEDOUT
+ * (no answer by deadline), ECANCELED, the socket's errno. Either way no
+ * more messages come or go. */
+int co_ws_close(co_ws_t *ws, int code, const char *reason, int64_t deadline);
+
+/* The close code the peer sent: 0 while none came, 1005 if its close had
+ * no code, 1006 if the connection ended without one. If reason is not
+ * NULL, *reason is its reason ("" if none), a string of ws's. */
+int co_ws_close_code(const co_ws_t *ws, const char **reason);
+
+/* Changes this connection's limits from the server's: the largest message
+ * (bytes), the ping interval and the idle timeout (ms; < 0: never). 0
+ * keeps a limit as it is. Returns 0. */
+int co_ws_set_limits(co_ws_t *ws, size_t max_message, int64_t ping_ms,
+                     int64_t idle_ms);
+
+/* The generic Upgrade (RFC 9110 7.8): if the request asks for protocol
+ * (Upgrade: protocol, Connection: upgrade, GET over HTTP/1.1, no body),
+ * sends "101 Switching Protocols" with any headers set by co_res_header
+ * and hands over the socket. Bytes the client already sent behind its
+ * head are copied to early (*early_len: its size in, the count out;
+ * early_len may be NULL only if none came). Returns the fd: non-blocking,
+ * for the co_* calls (or plain read/write, made cooperative by the
+ * hooks); the server closes it when the handler returns, so do not close
+ * it. Returns -1 with errno: EPROTO (no such Upgrade asked: nothing was
+ * sent, answer as you like), EMSGSIZE (more early bytes than *early_len),
+ * EALREADY (the response started), EINVAL (no protocol), or a write's. */
+int co_upgrade(co_request_t *req, co_response_t *res, const char *protocol,
+               void *early, size_t *early_len);
+
+/* ---- Server-Sent Events (text/event-stream) -------------------------
+ *
+ * A stream the browser's EventSource reads and reconnects by itself.
+ * co_sse_start sends the head at once: status 200, Content-Type
+ * text/event-stream, Cache-Control: no-cache, and X-Accel-Buffering: no
+ * (so nginx passes each event on as it comes); it also lifts the request
+ * timeout, as the stream lives until the client leaves (the handler is
+ * then cancelled: its waits fail with ECANCELED) or the handler returns.
+ * A reconnecting browser sends the last id it saw as the Last-Event-ID
+ * header (co_req_header).
+ */
+
+/* Starts the stream; retry_ms >= 0 also tells the browser how long to
+ * wait before reconnecting. Returns 0, or -1 with EALREADY (the head was
+ * sent or fixed) or a write's errno. */
+int co_sse_start(co_request_t *req, co_response_t *res, int64_t retry_ms);
+
+/* Sends one event: an optional type (event:) and id (id:), neither with
+ * CR or LF, and data[0..len), one data: line per line of it. The event
+ * leaves at once. Returns 0, or -1 with EINVAL (CR or LF in event or id,
+ * or the stream was not started) or a write's errno (EPIPE: the client
+ * left). */
+int co_sse_send(co_response_t *res, const char *event, const char *id,
+                const char *data, size_t len);
+
+/* Sends a comment line (": text"), which browsers ignore: a keep-alive
+ * that also lets a proxy's read timeout see traffic. Returns as
+ * co_sse_send. */
+int co_sse_comment(co_response_t *res, const char *text);
+
 #pragma GCC visibility pop
 
 #ifdef __cplusplus

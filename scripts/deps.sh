@@ -17,6 +17,9 @@ PKGS="$PKGS prometheus"
 # the notes app's PostgreSQL store (apps/notes/store_pg.c links libpq) and
 # its tests (tests/deploy/test_notes_pg.c runs a private PostgreSQL 15)
 PKGS="$PKGS postgresql libpq-dev"
+# WebSocket: permessage-deflate links zlib; python3-websockets is the
+# reference client of tests/http/test_ws_interop.c
+PKGS="$PKGS zlib1g-dev python3-websockets"
 # The aarch64 core suites (make test-aarch64): a cross compiler, qemu-user,
 # and arm64 libraries from Debian's arm64 archive (multiarch). Criterion
 # cannot be installed beside the amd64 one (its libnanomsg5 is not

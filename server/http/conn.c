@@ -33,6 +33,7 @@
 #include "http/request.h"
 #include "http/response.h"
 #include "http/stats.h"
+#include "http/ws.h"
 
 static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
@@ -80,6 +81,7 @@ static co_request_t *conn_begin_request(struct conn *c)
     req->remote_text = NULL;
     req->timed_out = 0;
     req->client_gone = 0;
+    req->ws = NULL;
     req->arena_used = 0;
     if (c->srv->log_buf || c->srv->stats) /* the log's and metrics' clock */
         clock_gettime(CLOCK_MONOTONIC, &req->start_ts);
@@ -448,6 +450,8 @@ static int conn_run_request(struct conn *c, co_request_t *req)
         guard__begin(req, self);
         int rc = req->route->handler(req, &req->res);
         int err = errno;
+        if (req->ws) /* a WebSocket: the close handshake, then close */
+            ws__end(req->ws, rc);
         req->live = 0; /* from here on only this coroutine may use req */
         ev_timer_stop(srv->hub->loop, &c->timer);
         if (req->timed_out) {

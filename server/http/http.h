@@ -83,6 +83,10 @@ struct http_config {
     void *hooks_ctx;
     /* --metrics-listen: this worker's shared counters (stats.h), or NULL */
     struct http_stats *stats;
+    /* WebSocket limits (ws.h's defaults when 0; ping and idle < 0: off) */
+    size_t ws_max_message; /* a message's bytes, else close 1009 */
+    int64_t ws_ping_ms;    /* a ping after the peer was quiet this long */
+    int64_t ws_idle_ms;    /* closed (1001) after silence this long */
 };
 
 /* One listening socket (--listen may repeat): each worker accepts on every

@@ -98,6 +98,7 @@ struct co_request {
     const char *error_reason; /* why the front end refused it */
     const char *remote_text;  /* peer address, formatted on first use */
     struct co_response res;
+    struct co_ws *ws; /* after co_ws_accept, until the handler returned */
     size_t arena_used;
     char arena[HTTP_ARENA_SIZE];
 };
