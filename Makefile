@@ -29,7 +29,8 @@ ASAN_ENV     := ASAN_OPTIONS=detect_stack_use_after_return=0:detect_leaks=1 \
                 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 CORE_SRC  := $(wildcard server/core/*.c) $(SWITCH_SRC)
-SERVER_SRC := $(wildcard server/*.c server/app/*.c server/http/*.c server/stream/*.c)
+HTTP_SRC  := $(wildcard server/http/*.c)
+SERVER_SRC := $(wildcard server/*.c server/app/*.c server/stream/*.c) $(HTTP_SRC)
 LLHTTP_DIR := /usr/share/llhttp
 LLHTTP_SRC := $(notdir $(wildcard $(LLHTTP_DIR)/*.c))
 APP_NAMES := $(notdir $(patsubst %/,%,$(wildcard apps/*/)))
@@ -74,11 +75,14 @@ deps:
 # The whole runtime goes in, hooks included (off unless a test turns them
 # on), as in the server: otherwise which hook objects the linker pulls from
 # the archive would depend on which libc calls a suite happens to make.
+# The front end (libhttp.a: server/http and llhttp) is there for unit tests
+# that call it directly (tests/http/test_*_unit.c); only what a suite uses
+# is linked from it.
 define test_rule
-$(BUILD)/$(1)/tests/%: tests/$(3)/%.c $(BUILD)/$(1)/libcore.a
+$(BUILD)/$(1)/tests/%: tests/$(3)/%.c $(BUILD)/$(1)/libcore.a $(BUILD)/$(1)/libhttp.a
 	$$(call msg,TEST,$$@)
 	$(Q)mkdir -p $$(@D)
-	$(Q)$$($(2)_CC) $$($(2)_CFLAGS) -MMD -MP $$< \
+	$(Q)$$($(2)_CC) $$($(2)_CFLAGS) -MMD -MP $$< $(BUILD)/$(1)/libhttp.a \
 	    -Wl,--whole-archive $(BUILD)/$(1)/libcore.a -Wl,--no-whole-archive \
 	    -lcriterion -ljansson -lsqlite3 $(LIBS) -o $$@
 endef
@@ -109,6 +113,13 @@ $(BUILD)/$(1)/llhttp/%.o: $(LLHTTP_DIR)/%.c
 
 $(1)_SERVER_OBJ := $$(patsubst %,$(BUILD)/$(1)/obj/%.o,$$(SERVER_SRC)) \
                    $$(patsubst %,$(BUILD)/$(1)/llhttp/%.o,$$(basename $(LLHTTP_SRC)))
+
+$(1)_HTTP_OBJ := $$(patsubst %,$(BUILD)/$(1)/obj/%.o,$$(HTTP_SRC)) \
+                 $$(patsubst %,$(BUILD)/$(1)/llhttp/%.o,$$(basename $(LLHTTP_SRC)))
+
+$(BUILD)/$(1)/libhttp.a: $$($(1)_HTTP_OBJ)
+	$$(call msg,AR,$$@)
+	$(Q)rm -f $$@ && ar rcs $$@ $$^
 
 $(BUILD)/$(1)/coserve: $$($(1)_SERVER_OBJ) $(BUILD)/$(1)/libcore.a server/coserve.dynlist
 	$$(call msg,LD,$$@)
@@ -295,7 +306,7 @@ bench-core: deps
 FUZZ_SECONDS ?= 60
 # The front end alone: no process model or option parsing (options.c
 # reaches into the app layer for stream names).
-FUZZ_SRC := $(filter server/http/%,$(SERVER_SRC))
+FUZZ_SRC := $(HTTP_SRC)
 $(BUILD)/fuzz-request: tests/fuzz/fuzz_request.c $(FUZZ_SRC) $(CORE_SRC) \
                        $(addprefix $(LLHTTP_DIR)/,$(LLHTTP_SRC))
 	$(call msg,FUZZ,$@)

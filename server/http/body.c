@@ -47,11 +47,9 @@ static int body_hex(unsigned char ch)
     return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
 }
 
-/* Decodes chunked input from in[0..*avail) into out[0..n). Returns bytes
- * produced; *avail is decreased by the input consumed. -1 with EPROTO on a
- * framing error, EMSGSIZE over the limit. */
-static ssize_t body_dechunk(co_request_t *req, const char *in, size_t *avail,
-                            char *out, size_t n)
+/* The strict chunked decoder (body.h): one pass of its state machine. */
+ssize_t body__dechunk(co_request_t *req, const char *in, size_t *avail,
+                      char *out, size_t n)
 {
     struct chunk_state *s = &req->chunk;
     uint64_t max = req->conn->srv->cfg.max_body;
@@ -193,7 +191,7 @@ static ssize_t body_take(co_request_t *req, char *out, size_t n)
         return (ssize_t)k;
     }
     size_t before = avail;
-    ssize_t r = body_dechunk(req, c->buf + c->pos, &avail, out, n);
+    ssize_t r = body__dechunk(req, c->buf + c->pos, &avail, out, n);
     if (r >= 0)
         c->pos += (uint32_t)(before - avail);
     return r;

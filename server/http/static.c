@@ -92,12 +92,10 @@ static int static_open_error(co_response_t *res, int err)
 
 /* ---- the path --------------------------------------------------------- */
 
-/* Checks the decoded path and copies it, without its leading and trailing
- * slash, into rel. Returns 0, or the status to answer with *why set. A 400
- * found anywhere wins over a dotfile's 404, so the answer does not depend on
- * which segment comes first. */
-static int static_check_path(const char *path, char *rel, size_t size,
-                             int *slash, const char **why)
+/* A 400 found anywhere wins over a dotfile's 404, so the answer does not
+ * depend on which segment comes first. */
+int static__check_path(const char *path, char *rel, size_t size, int *slash,
+                       const char **why)
 {
     *slash = 0;
     rel[0] = '\0';
@@ -188,7 +186,7 @@ static int static_walk(int rootfd, const char *rel, int flags)
     }
 }
 
-/* Opens rel (see static_check_path) below the root with flags (O_PATH, or
+/* Opens rel (see static__check_path) below the root with flags (O_PATH, or
  * O_RDONLY | ...). Returns the fd, or -1 with errno. */
 static int static_resolve(const struct static_root *root, const char *rel,
                           int flags)
@@ -576,8 +574,8 @@ int static__serve(const struct static_root *root, co_request_t *req,
     char rel[PATH_MAX];
     const char *why = "";
     int slash;
-    int status =
-        static_check_path(co_req_path_info(req), rel, sizeof rel, &slash, &why);
+    int status = static__check_path(co_req_path_info(req), rel, sizeof rel,
+                                    &slash, &why);
     if (status)
         return static_error(res, status, why);
 
@@ -593,7 +591,7 @@ int static__serve(const struct static_root *root, co_request_t *req,
     if (S_ISDIR(st.st_mode)) {
         if (!slash)
             return static_redirect(req, res);
-        size_t len = strlen(rel); /* room was checked by static_check_path */
+        size_t len = strlen(rel); /* room was checked by static__check_path */
         snprintf(rel + len, sizeof rel - len, "%s%s", len ? "/" : "",
                  STATIC_INDEX);
         pfd = static_resolve(root, rel, O_PATH);

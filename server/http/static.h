@@ -22,6 +22,8 @@
 #ifndef COSERVE_HTTP_STATIC_H
 #define COSERVE_HTTP_STATIC_H
 
+#include <stddef.h>
+
 #include "coserve.h"
 
 struct static_root {
@@ -41,5 +43,12 @@ void static__close(struct static_root *root);
  * client left, a deadline, a cancel). */
 int static__serve(const struct static_root *root, co_request_t *req,
                   co_response_t *res);
+
+/* The security rules' path checks (above): checks the decoded path and
+ * copies it, without its leading and trailing slash, into rel (size
+ * bytes, room left for "/index.html"); *slash says whether it ended in
+ * '/'. Returns 0, or the status to answer (400, 404, 414) with *why set. */
+int static__check_path(const char *path, char *rel, size_t size, int *slash,
+                       const char **why);
 
 #endif
