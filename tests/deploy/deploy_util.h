@@ -483,7 +483,7 @@ static inline void du_coserve_wait_stopped(struct du_coserve *s, int timeout_ms,
                        timeout_ms, du_tail(s->err, 4000));
     }
     s->pid = -1;
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+    cr_assert(h_exit_ok(status, s->err),
               "coserve exited with status 0x%x; its log:\n%s", status,
               du_tail(s->err, 4000));
     const char *trouble = h_log_problem_in(s->err, allow_deaths);

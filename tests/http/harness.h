@@ -272,6 +272,19 @@ static inline const char *h_stderr_tail(size_t max)
  * a fatal error, and (unless the test caused them: allow_deaths) a worker
  * that crashed or exited non-zero. The master's exit status says only
  * whether workers failed while it stopped, so the rest shows only here. */
+/* LeakSanitizer's own tracer sometimes crashes at a worker's exit on this
+ * kind of VM ("Tracer caught signal 11", then "LeakSanitizer has
+ * encountered a fatal error" and exit status 1): the leak check did not
+ * run, and nothing was found. Non-zero when that, and only that, is what
+ * made a process of this log exit non-zero. */
+static inline int h_lsan_tool_failed_only(const char *log)
+{
+    return log && strstr(log, "LeakSanitizer has encountered a fatal error") &&
+           !strstr(log, "ERROR: LeakSanitizer: detected memory leaks") &&
+           !strstr(log, "ERROR: AddressSanitizer") &&
+           !strstr(log, "runtime error:") && !strstr(log, "killed by signal");
+}
+
 static inline const char *h_log_problem_in(const char *path, int allow_deaths)
 {
     static const char *const bad[] = {"ERROR: AddressSanitizer",
@@ -283,12 +296,31 @@ static inline const char *h_log_problem_in(const char *path, int allow_deaths)
                                       NULL};
     int n = allow_deaths ? 4 : 6;
     char *log = h_read_file(path, NULL);
+    if (h_lsan_tool_failed_only(log)) {
+        cr_log_warn("LeakSanitizer's tracer failed at a worker's exit (no "
+                    "leak check ran): not the server's fault");
+        n = 4;
+    }
     const char *found = NULL;
     for (int i = 0; log && i < n && !found; i++)
         if (strstr(log, bad[i]))
             found = bad[i];
     free(log);
     return found;
+}
+
+/* A master exit status to accept: 0, or 1 when the only failure in its log
+ * is LeakSanitizer's tracer crashing at a worker's exit. */
+static inline int h_exit_ok(int status, const char *path)
+{
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return 1;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 1)
+        return 0;
+    char *log = h_read_file(path, NULL);
+    int ok = h_lsan_tool_failed_only(log);
+    free(log);
+    return ok;
 }
 
 static inline const char *h_log_problem(void)
@@ -515,7 +547,7 @@ static inline void h_stop(void)
         cr_log_error("server stderr:\n%s", h_stderr_tail(6000));
     cr_assert(WIFEXITED(status), "the server died of signal %d (stderr above)",
               WIFSIGNALED(status) ? WTERMSIG(status) : -1);
-    cr_assert_eq(WEXITSTATUS(status), 0,
+    cr_assert(h_exit_ok(status, h_srv.err_path),
                  "the server exited with status %d, not 0 (a sanitizer "
                  "report?); its stderr is above",
                  WEXITSTATUS(status));
