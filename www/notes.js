@@ -222,7 +222,7 @@ addForm.addEventListener("submit", async (ev) => {
       searchBox.value = "";
       query = "";
       await reload();
-    } else {
+    } else if (!findNote(note.id)) { // its live event may have come first
       list.prepend(render(note));
       updateEmpty();
     }
@@ -253,3 +253,42 @@ searchBox.addEventListener("input", () => {
 
 moreButton.addEventListener("click", loadMore);
 reload();
+
+// Live updates: /notes/events sends a "note" event ({op, id}) whenever any
+// client adds, edits or deletes a note, on any worker. Changes are applied
+// one by one (a reload would drop a note being edited here); a "reset"
+// (the server could not resume after a reconnect) reloads the list.
+// EventSource reconnects by itself and sends the last id it saw.
+function findNote(id) {
+  return list.querySelector('li[data-id="' + id + '"]');
+}
+
+async function applyChange(change) {
+  const li = findNote(change.id);
+  if (change.op === "deleted") {
+    if (li) li.remove();
+    updateEmpty();
+    return;
+  }
+  if (query) return; // a search shows its own results: leave them
+  if (li && li.querySelector(".editor")) return; // being edited here
+  let note;
+  try {
+    note = await api("GET", API + "/" + change.id);
+  } catch (e) {
+    return; // deleted since: its own event follows
+  }
+  const now = findNote(change.id);
+  if (now) {
+    if (!now.querySelector(".editor")) show(now, note);
+  } else if (change.op === "created") {
+    list.prepend(render(note));
+    updateEmpty();
+  }
+}
+
+const live = new EventSource(API + "/events");
+live.addEventListener("note", (ev) => applyChange(JSON.parse(ev.data)));
+live.addEventListener("reset", () => reload());
+live.addEventListener("open", () => { document.body.dataset.live = "1"; });
+live.addEventListener("error", () => { delete document.body.dataset.live; });

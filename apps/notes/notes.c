@@ -8,6 +8,8 @@
  *   PUT    /notes/ID       {"text"} the updated note
  *   DELETE /notes/ID       204
  *   GET    /notes/search?q=words&limit=N   {"notes": [...]}, best first
+ *   GET    /notes/events   text/event-stream: a "note" event per change
+ *                          made on any worker (live.c)
  *
  * Errors answer {"error": "..."}: 400 (bad JSON, bad id, bad parameter),
  * 404, 405 (with Allow), 413 (text over 64 KiB, body over 80 KiB), 415
@@ -32,6 +34,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "bus.h"
 #include "notes.h"
 
 #define NOTES_ALLOW_LIST "GET, HEAD, POST"
@@ -247,6 +250,7 @@ static int notes_collection(co_request_t *req, co_response_t *res)
     json_decref(doc);
     if (rc < 0)
         return reply_store_error(res, errno);
+    live_changed("created", json_integer_value(json_object_get(out, "id")));
     char location[320]; /* the mount (< 256) and an id */
     snprintf(location, sizeof location, "%s/%" JSON_INTEGER_FORMAT,
              co_req_script_name(req),
@@ -296,6 +300,7 @@ static int notes_item(co_request_t *req, co_response_t *res, const char *seg)
     if (del) {
         if (notes_store->remove(id) < 0)
             return reply_store_error(res, errno);
+        live_changed("deleted", id);
         return co_res_status(res, 204); /* no body, no Content-Type */
     }
     json_t *doc = notes_read_note(req, res, &rc);
@@ -305,6 +310,8 @@ static int notes_item(co_request_t *req, co_response_t *res, const char *seg)
     rc = notes_store->update(id, json_string_value(text),
                              json_string_length(text), &out);
     json_decref(doc);
+    if (rc == 0)
+        live_changed("updated", id);
     return notes_send(res, rc, 200, out);
 }
 
@@ -318,6 +325,8 @@ static int notes_handler(co_request_t *req, co_response_t *res)
         return reply_error(res, 404, "no such resource");
     if (strcmp(rest, "search") == 0)
         return notes_search(req, res);
+    if (strcmp(rest, "events") == 0)
+        return live_events(req, res);
     return notes_item(req, res, rest);
 }
 
@@ -336,11 +345,14 @@ static int notes_init(void)
 {
     json_object_seed(0); /* before the offload threads build objects */
     notes_store = notes_choose_store();
+    if (live_init() < 0)
+        return -1;
     return notes_store->open();
 }
 
 static void notes_fini(void)
 {
+    bus_fini();
     notes_store->close();
 }
 

@@ -131,4 +131,18 @@ int reply_errorf(co_response_t *res, int status, const char *fmt, ...)
  * no response when the request was cancelled. */
 int reply_store_error(co_response_t *res, int err);
 
+/* ---- live.c (hub side) ---------------------------------------------- */
+
+/* GET /notes/events: a text/event-stream of "note" events, one per note
+ * created, updated or deleted on any worker (data {"op","id"}; ids
+ * "WORKERPID-SEQ" resume on the same worker, else a "reset" event says
+ * to reload the list). Returns the handler's result. */
+int live_events(co_request_t *req, co_response_t *res);
+/* Tells every worker's event streams that note id changed: op is
+ * "created", "updated" or "deleted". Best effort: never fails the
+ * request that made the change. */
+void live_changed(const char *op, int64_t id);
+/* Per worker, from notes_init: names the bus topic. */
+int live_init(void);
+
 #endif

@@ -1,0 +1,1 @@
+../webchat/bus.c
