@@ -18,7 +18,9 @@ COMMON  := -std=gnu11 -g -fno-omit-frame-pointer -fvisibility=hidden \
 ifeq ($(SWITCH),ucontext)
 COMMON  += -DCOSERVE_SWITCH_UCONTEXT
 endif
-LIBS    := -lev -lpthread -lm -lz
+# The runtime needs only these; the server adds zlib (WebSocket deflate).
+CORE_LIBS := -lev -lpthread -lm
+LIBS    := $(CORE_LIBS) -lz
 
 PLAIN_CC     := gcc
 PLAIN_CFLAGS := $(COMMON) -O2
@@ -143,13 +145,13 @@ PORT_CFLAGS     := $(filter-out -DCOSERVE_SWITCH_UCONTEXT,$(COMMON)) -O2
 UCONTEXT_CC     := gcc
 UCONTEXT_AR     := ar
 UCONTEXT_CFLAGS := $(PORT_CFLAGS) -DCOSERVE_SWITCH_UCONTEXT
-UCONTEXT_LIBS   := -lcriterion $(LIBS)
+UCONTEXT_LIBS   := -lcriterion $(CORE_LIBS)
 AARCH64_CC      := aarch64-linux-gnu-gcc
 AARCH64_AR      := aarch64-linux-gnu-ar
 AARCH64_CFLAGS  := $(PORT_CFLAGS)
 AARCH64_LIBDIR  := /opt/coserve-arm64/usr/lib/aarch64-linux-gnu
 AARCH64_LIBS    := $(AARCH64_LIBDIR)/libcriterion.so.3 \
-                   -Wl,--disable-new-dtags,-rpath,$(AARCH64_LIBDIR) $(LIBS)
+                   -Wl,--disable-new-dtags,-rpath,$(AARCH64_LIBDIR) $(CORE_LIBS)
 
 # port_variant NAME,PREFIX,SWITCH: build/NAME/libcore.a and tests/test_*
 define port_variant
