@@ -5,9 +5,11 @@
  * A WebSocket lives in the coroutine of the request that upgraded: the
  * handler calls co_ws_recv/co_ws_send until it returns, and the server
  * then finishes the close handshake and closes the connection. What an
- * idle connection holds is kept small: the read buffer goes back to the
- * server's pool whenever no byte is pending, a received message is freed
- * at the next co_ws_recv, and the zlib streams exist only while a
+ * idle connection holds is kept small: at the 101 the head moves into the
+ * request's arena and the connection's read buffer goes back to the pool,
+ * as do the coroutine's stack pages the handshake touched; the frame
+ * buffer goes back whenever no byte is pending, a received message is
+ * freed at the next co_ws_recv, and the zlib streams exist only while a
  * compressed message is in flight unless context takeover keeps them.
  */
 #ifndef COSERVE_HTTP_WS_H

@@ -14,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 
+#include "core/coro.h"
 #include "core/hub.h"
 #include "core/log.h"
 #include "http/bufpool.h"
@@ -156,6 +158,84 @@ static void ws_accept_key(const char *key, char out[29])
     sha1__base64(d, 20, out);
 }
 
+/* The handshake (snprintf, the 101's write) ran deeper in the coroutine's
+ * stack than a WebSocket waiting for its next frame does, and those pages
+ * would stay resident for the connection's life: an idle WebSocket keeps
+ * them for hours. They are dead once the handshake is done, so they go
+ * back to the kernel (one madvise per connection); a deeper call later
+ * faults fresh zero pages in. Not inlined: its own frame lies below every
+ * live frame of its callers, and the slack keeps the page of madvise's
+ * own call. */
+#define WS_TRIM_SLACK 1024
+
+static __attribute__((noinline)) void ws_stack_trim(void)
+{
+    struct co *self = coro__self("co_ws_accept");
+    uintptr_t lo = (uintptr_t)self->stack.lo;
+    uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+    if (sp < lo + WS_TRIM_SLACK || sp >= lo + self->stack.size)
+        return; /* not on its own stack (a sanitizer's fake frame) */
+    uintptr_t end = (sp - WS_TRIM_SLACK) & ~(uintptr_t)(stack__page() - 1);
+    if (end > lo)
+        madvise((void *)lo, end - lo, MADV_DONTNEED);
+}
+
+/* Whether p points into [lo, hi). */
+static int ws_within(const char *p, const char *lo, const char *hi)
+{
+    return p && (uintptr_t)p >= (uintptr_t)lo && (uintptr_t)p < (uintptr_t)hi;
+}
+
+/* The head's slices (target, header lines) lie in the connection's read
+ * buffer, a pooled 16 KiB block that an HTTP connection gives back between
+ * requests; a WebSocket would hold it, and the page its head was read
+ * into, for hours. So once its frames are taken from it, the slices move
+ * into the request's arena (a few hundred bytes, on a page the request
+ * already touched) and the buffer goes back to the pool, where the next
+ * head to arrive reuses it. A head too big for what is left of the arena
+ * stays where it is. Nothing else holds pointers into the buffer: the path
+ * and the strings the server formats live in the arena already. */
+static void ws_head_move(co_request_t *req)
+{
+    struct conn *c = req->conn;
+    if (!c->buf || c->pos != c->len)
+        return;
+    const char *lo = c->buf + c->head_end, *hi = c->buf;
+    if (ws_within(req->target, c->buf, c->buf + c->len)) {
+        lo = req->target;
+        hi = req->target + req->target_len + 1;
+    }
+    for (unsigned i = 0; i < req->nheaders; i++) {
+        const struct http_header *h = &req->headers[i];
+        if ((uintptr_t)h->name < (uintptr_t)lo)
+            lo = h->name;
+        if ((uintptr_t)(h->value + h->value_len + 1) > (uintptr_t)hi)
+            hi = h->value + h->value_len + 1;
+    }
+    const char *end = c->buf + c->len;
+    if ((uintptr_t)lo > (uintptr_t)hi || !ws_within(lo, c->buf, end) ||
+        (uintptr_t)hi > (uintptr_t)end)
+        return; /* no slices, or not all in the buffer */
+    char *to = request__arena_strdup(req, lo, (size_t)(hi - lo));
+    if (!to)
+        return;
+    ptrdiff_t d = to - lo;
+    if (ws_within(req->target, lo, hi)) {
+        if (ws_within(req->query, lo, hi))
+            req->query += d;
+        req->target += d;
+    }
+    for (unsigned i = 0; i < req->nheaders; i++) {
+        req->headers[i].name += d;
+        req->headers[i].value += d;
+    }
+    if (ws_within(req->remote_text, lo, hi))
+        req->remote_text += d;
+    bufpool__put(&c->srv->buf_pool, c->buf);
+    c->buf = NULL;
+    c->len = c->pos = c->head_end = 0;
+}
+
 /* The limits a new WebSocket starts with: the server's flags, else the
  * defaults (a config left zeroed, as the fuzzer's, gets the defaults). */
 static void ws_limits(co_ws_t *ws, const struct http_config *cfg)
@@ -237,6 +317,8 @@ co_ws_t *co_ws_accept(co_request_t *req, co_response_t *res,
         memcpy(ws->rbuf, c->buf + c->pos, ws->rlen);
         c->pos = c->len;
     }
+    ws_head_move(req);
+    ws_stack_trim();
     return ws;
 }
 

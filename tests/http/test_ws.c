@@ -154,6 +154,36 @@ Test(ws, frames_sent_with_the_handshake_are_read)
     h_stop();
 }
 
+/* The 101 moves the head out of the connection's read buffer, which goes
+ * back to the pool and is reused by the next head: what the handler reads
+ * afterwards must still be its own request's. */
+Test(ws, the_head_still_answers_after_the_handshake_while_others_arrive)
+{
+    ws_start();
+    const char *tags[] = {"alpha", "bravo", "charlie"};
+    struct h_conn *c[3];
+    for (int i = 0; i < 3; i++) {
+        char target[160], extra[64];
+        snprintf(target, sizeof target, "/wstest/head?n=%d&pad=%0*d", i,
+                 40 * i + 1, 0);
+        snprintf(extra, sizeof extra, "X-Tag: %s\r\n", tags[i]);
+        c[i] = wsc_open(target, extra);
+    }
+    for (int round = 0; round < 2; round++)
+        for (int i = 2; i >= 0; i--) {
+            char want[256];
+            int n = snprintf(want, sizeof want,
+                             "target=/wstest/head?n=%d&pad=%0*d query=n=%d&"
+                             "pad=%0*d path=/wstest/head tag=%s host=t",
+                             i, 40 * i + 1, 0, i, 40 * i + 1, 0, tags[i]);
+            wsc_send(c[i], 1, "?", 1);
+            wsc_expect_msg(c[i], 1, want, (size_t)n);
+        }
+    for (int i = 0; i < 3; i++)
+        h_close(c[i]);
+    h_stop();
+}
+
 /* ---- framing ---- */
 
 Test(ws, messages_of_every_length_encoding_come_back_as_they_went)

@@ -15,6 +15,9 @@
  *   /wstest/info                    the echo, but each reply is
  *                                   "proto=P type=T len=N" (P: the chosen
  *                                   subprotocol or -)
+ *   /wstest/head                    each reply is the request's head as
+ *                                   read after the 101: "target=T query=Q
+ *                                   path=P tag=X-Tag host=Host"
  *   /wstest/upgrade                 Upgrade: x-upper: every byte comes
  *                                   back upper-cased, early bytes too
  *   /wstest/sse?n=N&hold=1          N events (id 1..N, event "tick",
@@ -87,6 +90,7 @@ static int wstest(co_request_t *req, co_response_t *res)
     if (!strcmp(pi, "/sse"))
         return sse(req, res);
     int info = !strcmp(pi, "/info");
+    int head = !strcmp(pi, "/head");
     char protos[128] = "";
     const char *list[8] = {NULL};
     if (co_req_query_param(req, "proto", protos, sizeof protos) > 0) {
@@ -118,6 +122,18 @@ static int wstest(co_request_t *req, co_response_t *res)
             char msg[32];
             int len = snprintf(msg, sizeof msg, "rc=%d errno=%d", rc, errno);
             co_ws_send(ws, CO_WS_TEXT, msg, (size_t)len, co_deadline(5000));
+            continue;
+        }
+        if (head) { /* the head still answers after the 101 */
+            char msg[512];
+            const char *tag = co_req_header(req, "X-Tag");
+            int len = snprintf(
+                msg, sizeof msg, "target=%s query=%s path=%s tag=%s host=%s",
+                co_req_target(req), co_req_query(req), co_req_path(req),
+                tag ? tag : "-", co_req_header(req, "Host"));
+            if (co_ws_send(ws, CO_WS_TEXT, msg, (size_t)len,
+                           co_deadline(5000)) < 0)
+                return 0;
             continue;
         }
         if (info) {
