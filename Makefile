@@ -293,6 +293,7 @@ bench: deps
 	$(Q)$(MAKE) --no-print-directory $(BUILD)/coserve apps $(BUILD)/bench-core
 	$(Q)$(BUILD)/bench-core
 	$(Q)sh tests/bench/bench_http.sh
+	$(Q)sh tests/bench/bench_ws.sh
 	$(Q)sh tests/bench/bench_hooks.sh
 	$(Q)sh tests/bench/bench_notes.sh
 	$(Q)sh tests/bench/bench_notes_pg.sh
