@@ -15,7 +15,7 @@
 #
 # The client is tests/bench/clients/wsload.c (one thread, one epoll).
 # Environment knobs: BENCH_DURATION (10s), BENCH_IDLE_CONNS (10000),
-# BENCH_ROUNDS (2: echo runs per server, alternating).
+# BENCH_ROUNDS (3: echo runs per server, alternating).
 # Needs: node, npm, taskset, curl, cc; 2+ cores.
 set -u
 
@@ -28,7 +28,7 @@ OUT=$ROOT/build/bench/ws.txt
 DUR=${BENCH_DURATION:-10s}
 SECS=${DUR%s}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
-ROUNDS=${BENCH_ROUNDS:-2}
+ROUNDS=${BENCH_ROUNDS:-3}
 ECHO_CONNS=100
 MSG_BYTES=16
 TARGET_KIB=8
@@ -88,6 +88,12 @@ rss_kib() { # $1 = main pid -> VmRSS of all its processes, KiB
 }
 
 CLK_TCK=$(getconf CLK_TCK)
+
+# Busy ticks of a core (everything but idle and iowait), to tell how much
+# of it went to other processes during a run.
+core_busy() { # $1 = core
+    awk -v c="cpu$1" '$1 == c { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat
+}
 
 # ---------------------------------------------------------------- servers
 
@@ -161,20 +167,27 @@ idle_mem() {
 # ---------------------------------------------------------------- echo
 
 # One measured echo run. $1 = label, $2 = main pid, $3 = port, $4 = path,
-# $5 = round. Appends "rate cpu_us_per_msg messages p50_us p99_us errors"
-# to $T/echo.$1.
+# $5 = round. Appends "rate cpu_us_per_msg messages p50_us p99_us errors
+# others%" to $T/echo.$1 (others: the share of the server's core that
+# other processes took meanwhile).
 echo_one() {
     label=$1 pid=$2 port=$3 path=$4 round=$5
     before=$(cpu_ticks "$pid")
+    busy0=$(core_busy $SERVER_CPU)
+    t0=$(date +%s.%N)
     taskset -c $CLIENT_CPU "$LOAD" echo 127.0.0.1 "$port" "$path" $ECHO_CONNS "$SECS" \
         -m $MSG_BYTES >"$T/out" 2>"$T/echo.err"
     after=$(cpu_ticks "$pid")
+    busy1=$(core_busy $SERVER_CPU)
+    t1=$(date +%s.%N)
     kill -0 "$pid" 2>/dev/null || echo "  $label: DIED" >&2
     line=$(cat "$T/out")
     [ -n "$line" ] || line="conns 0 messages 0 seconds 0 rate 0 p50_us 0 p99_us 0 errors failed:$(head -c 200 "$T/echo.err" | tr '\n ' '; ')"
-    echo "$line" | awk -v b="$before" -v a="$after" -v hz="$CLK_TCK" '{
+    echo "$line" | awk -v b="$before" -v a="$after" -v hz="$CLK_TCK" \
+        -v b0="$busy0" -v b1="$busy1" -v t0="$t0" -v t1="$t1" '{
         cpu = ($4 > 0) ? (a - b) * 1e6 / hz / $4 : 0
-        printf "%s %.2f %s %s %s %s\n", $8, cpu, $4, $10, $12, $14 }' >>"$T/echo.$label"
+        o = (b1 - b0 - (a - b)) / hz / (t1 - t0) * 100
+        printf "%s %.2f %s %s %s %s %.0f%%\n", $8, cpu, $4, $10, $12, $14, o < 0 ? 0 : o }' >>"$T/echo.$label"
     printf '  %-8s round %d: %s\n' "$label" "$round" "$(tail -n 1 "$T/echo.$label")" >&2
 }
 
@@ -255,7 +268,7 @@ best() { sort -k1,1gr "$T/echo.$1" | head -n 1; }
     awk -v cr="$cs_rate" -v nr="$nd_rate" -v cc="$cs_cpu" -v nc="$nd_cpu" 'BEGIN {
         printf "  coserve / node: %.2fx the messages per second, %.2fx the CPU per message\n",
             (nr > 0 ? cr / nr : 0), (nc > 0 ? cc / nc : 0) }'
-    echo "  every round (msg/s, µs CPU/msg, messages, p50 µs, p99 µs, errors):"
+    echo "  every round (msg/s, µs CPU/msg, messages, p50 µs, p99 µs, errors, core $SERVER_CPU taken by other processes):"
     sed 's/^/    coserve /' "$T/echo.coserve"
     sed 's/^/    node    /' "$T/echo.node"
     echo
