@@ -31,6 +31,7 @@
 #include "privs.h"
 #include "sockets.h"
 #include "stream/stream.h"
+#include "worker.h"
 
 static struct static_root main_www;
 static int main_have_www;
@@ -46,6 +47,7 @@ static const struct http_route main_static_route = {
 /* What the master hands each worker it forks. */
 struct main_worker_ctx {
     struct http_config cfg;
+    struct worker_config wc;
     const char *apps;
     const struct listeners *listen;
     struct app_table table;
@@ -115,8 +117,8 @@ static int main_worker(void *arg, int ready_fd, struct watchdog_shared *slot,
      * can only have gone since (a reload). */
     if (app__load_dir(&w->table, w->apps) < 0)
         log_warn("--apps %s: %s; serving no apps", w->apps, strerror(errno));
-    w->cfg.route = app__route;
-    w->cfg.route_ctx = &w->table;
+    w->cfg.routing.route = app__route;
+    w->cfg.routing.route_ctx = &w->table;
     /* --metrics-listen: the apps get their label index before serving */
     w->cfg.stats = stats;
     if (stats)
@@ -124,12 +126,12 @@ static int main_worker(void *arg, int ready_fd, struct watchdog_shared *slot,
     for (size_t i = 0; stats && i < w->table.count; i++)
         w->table.apps[i].route.stats_id =
             stats__app(stats, w->table.apps[i].route.name);
-    w->cfg.on_start = main_apps_start;
-    w->cfg.on_stop = main_apps_stop;
-    w->cfg.on_drain = main_apps_drain;
+    w->wc.on_start = main_apps_start;
+    w->wc.on_stop = main_apps_stop;
+    w->wc.on_drain = main_apps_drain;
     stream__set_init(&w->streams);
-    w->cfg.hooks_ctx = w;
-    int rc = http__serve(&w->cfg, w->listen->fds, w->listen->count);
+    w->wc.ctx = w;
+    int rc = http__serve(&w->cfg, &w->wc, w->listen->fds, w->listen->count);
     /* the apps' offload hooks (fini) must run while their code is mapped */
     offload__shutdown();
     app__unload_all(&w->table);
@@ -218,13 +220,13 @@ static int main_open_files(struct options *o)
     } else {
         if (!(cfg->access_log = fopen(o->access_log, "a")))
             MAIN_BAD("--access-log %s: %s", o->access_log, strerror(errno));
-        cfg->access_log_path = o->access_log;
+        o->worker.access_log_path = o->access_log;
     }
     if (o->www) {
         if (static__open(&main_www, o->www) < 0)
             MAIN_BAD("--www %s: %s", o->www, strerror(errno));
         main_have_www = 1;
-        cfg->fallback = &main_static_route;
+        cfg->routing.fallback = &main_static_route;
     }
     return -1;
 }
@@ -260,19 +262,22 @@ int main(int argc, char **argv)
      * before a worker (and so any app code) exists */
     if (privs__drop(&o.privs, err, sizeof err) < 0)
         MAIN_BAD("%s", err);
-    main_raise_nofile(o.http.max_conns);
+    main_raise_nofile(o.http.limits.max_conns);
     fflush(stdout);
 
-    wctx = (struct main_worker_ctx){
-        .cfg = o.http, .apps = o.apps, .listen = &listen, .ready_fd = -1};
-    wctx.stream_opts =
-        (struct app_stream_opts){.listen = o.streams.items,
-                                 .nlisten = o.streams.count,
-                                 .ask = main_ask_stream,
-                                 .max_conns = o.http.max_conns,
-                                 .write_timeout_ms = o.http.write_timeout_ms};
+    wctx = (struct main_worker_ctx){.cfg = o.http,
+                                    .wc = o.worker,
+                                    .apps = o.apps,
+                                    .listen = &listen,
+                                    .ready_fd = -1};
+    wctx.stream_opts = (struct app_stream_opts){
+        .listen = o.streams.items,
+        .nlisten = o.streams.count,
+        .ask = main_ask_stream,
+        .max_conns = o.http.limits.max_conns,
+        .write_timeout_ms = o.http.limits.write_timeout_ms};
     struct master_config mcfg = {.workers = o.workers,
-                                 .graceful_ms = o.http.grace_ms,
+                                 .graceful_ms = o.worker.grace_ms,
                                  .timeout_ms = o.timeout_ms,
                                  .worker_main = main_worker,
                                  .ctx = &wctx,

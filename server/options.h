@@ -20,6 +20,7 @@
 
 #include "http/http.h"
 #include "privs.h"
+#include "worker.h"
 
 #define OPTIONS_LIST_MAX 64
 
@@ -31,9 +32,11 @@ struct options_list {
 
 enum options_access_format { OPTIONS_ACCESS_COMBINED, OPTIONS_ACCESS_JSON };
 
-/* Everything the command line sets; the limits land in http directly. */
+/* Everything the command line sets; the limits land in http directly, the
+ * stop's grace and recycling in worker. */
 struct options {
     struct http_config http;
+    struct worker_config worker;
     struct options_list listen;  /* --listen, every one served */
     struct options_list streams; /* COSERVE_STREAM_LISTEN's, then flags' */
     const char *apps, *www, *access_log, *pid_file, *metrics_listen;

@@ -52,7 +52,7 @@ ssize_t body__dechunk(co_request_t *req, const char *in, size_t *avail,
                       char *out, size_t n)
 {
     struct chunk_state *s = &req->chunk;
-    uint64_t max = req->conn->srv->cfg.max_body;
+    uint64_t max = req->conn->srv->cfg.limits.max_body;
     size_t i = 0, produced = 0;
     while (i < *avail && s->phase != CH_DONE) {
         unsigned char ch = (unsigned char)in[i];
@@ -210,7 +210,7 @@ static int body_fill(co_request_t *req, int64_t deadline)
         c->pos = c->head_end;
         room = HTTP_BUF_SIZE - c->len;
     }
-    int64_t limit = co_deadline(c->srv->cfg.body_timeout_ms);
+    int64_t limit = co_deadline(c->srv->cfg.limits.body_timeout_ms);
     if (deadline < 0 || (limit >= 0 && limit < deadline))
         deadline = limit;
     ssize_t r = co_read(c->fd, c->buf + c->len, room, deadline);

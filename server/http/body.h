@@ -12,7 +12,7 @@
 
 /* Decodes chunked input from in[0..*avail) into out[0..n), carrying its
  * state in req->chunk (zeroed for a new body) and the limit from the
- * connection's cfg.max_body. Returns the bytes produced; *avail is
+ * connection's cfg.limits.max_body. Returns the bytes produced; *avail is
  * decreased by the input consumed; req->body_done is set after the last
  * chunk and its trailers. -1 with EPROTO on a framing error (anything but
  * CRLF after chunk data, a bad size line or trailer), EMSGSIZE over the

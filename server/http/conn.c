@@ -162,7 +162,7 @@ void conn__accept(struct http_server *srv, int fd, const struct sockaddr *peer,
     /* a new connection's first head must be complete within the header
      * timeout from the accept (not from its first byte: a client that
      * waits before sending would hold the slot twice as long) */
-    conn_timer_spread(c, srv->cfg.header_timeout_ms);
+    conn_timer_spread(c, srv->cfg.limits.header_timeout_ms);
 }
 
 void conn__close(struct conn *c)
@@ -180,7 +180,7 @@ void conn__close(struct conn *c)
         list_remove(&c->wait_link);
     srv->open--;
     bufpool__put(&srv->conn_pool, c);
-    if (srv->open < srv->cfg.max_conns)
+    if (srv->open < srv->cfg.limits.max_conns)
         listen__resume(srv);
     if (srv->draining && srv->open == 0 && srv->idle_event)
         co_event_set(srv->idle_event);
@@ -238,7 +238,7 @@ void conn__evict(struct http_server *srv)
         log_warn("at --max-connections (%u): closed the connection waiting "
                  "longest for a request to accept a new one (and %u more "
                  "since the last report)",
-                 srv->cfg.max_conns, srv->evict_quiet);
+                 srv->cfg.limits.max_conns, srv->evict_quiet);
         srv->evict_logged = now;
         srv->evict_quiet = 0;
     } else {
@@ -296,17 +296,19 @@ static void conn_idle(struct conn *c)
     }
     ev_io_start(srv->hub->loop, &c->io);
     conn_wait(c);
-    conn_timer_spread(c, c->req ? srv->cfg.header_timeout_ms
-                                : srv->cfg.keepalive_timeout_ms);
+    conn_timer_spread(c, c->req ? srv->cfg.limits.header_timeout_ms
+                                : srv->cfg.limits.keepalive_timeout_ms);
 }
 
 static void conn_route(co_request_t *req)
 {
     struct http_server *srv = req->conn->srv;
     const struct http_route *r =
-        srv->cfg.route ? srv->cfg.route(srv->cfg.route_ctx, req->path) : NULL;
+        srv->cfg.routing.route
+            ? srv->cfg.routing.route(srv->cfg.routing.route_ctx, req->path)
+            : NULL;
     if (!r)
-        r = srv->cfg.fallback;
+        r = srv->cfg.routing.fallback;
     req->route = r;
     if (!r)
         return;
@@ -445,8 +447,8 @@ static int conn_run_request(struct conn *c, co_request_t *req)
         response__error(req, 404, "no app or file for this path");
     } else {
         co_set_name(self, req->route->name);
-        if (srv->cfg.request_timeout_ms > 0)
-            conn_timer_set(c, srv->cfg.request_timeout_ms);
+        if (srv->cfg.limits.request_timeout_ms > 0)
+            conn_timer_set(c, srv->cfg.limits.request_timeout_ms);
         guard__begin(req, self);
         int rc = req->route->handler(req, &req->res);
         int err = errno;
@@ -653,7 +655,7 @@ static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
          * header timeout from its first byte, however slowly the rest
          * drips in (a new connection's clock started at the accept) */
         if (c->served)
-            conn_timer_spread(c, srv->cfg.header_timeout_ms);
+            conn_timer_spread(c, srv->cfg.limits.header_timeout_ms);
     }
     c->len += (uint32_t)r;
     if (srv->stats)

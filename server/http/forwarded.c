@@ -17,11 +17,11 @@
 #include "http/http.h"
 #include "http/request.h"
 
-int forwarded__parse(struct http_config *cfg, const char *spec)
+int forwarded__parse(struct http_routing *r, const char *spec)
 {
-    cfg->ntrusted = 0;
-    cfg->trust_unix = 0;
-    cfg->trust_all = 0;
+    r->ntrusted = 0;
+    r->trust_unix = 0;
+    r->trust_all = 0;
     char copy[1024];
     if (strlen(spec) >= sizeof copy)
         return -1;
@@ -29,16 +29,16 @@ int forwarded__parse(struct http_config *cfg, const char *spec)
     for (char *save, *tok = strtok_r(copy, ", ", &save); tok;
          tok = strtok_r(NULL, ", ", &save)) {
         if (strcmp(tok, "*") == 0) {
-            cfg->trust_all = 1;
+            r->trust_all = 1;
             continue;
         }
         if (strcmp(tok, "unix") == 0) {
-            cfg->trust_unix = 1;
+            r->trust_unix = 1;
             continue;
         }
-        if (cfg->ntrusted == HTTP_MAX_TRUSTED)
+        if (r->ntrusted == HTTP_MAX_TRUSTED)
             return -1;
-        struct http_net *net = &cfg->trusted[cfg->ntrusted];
+        struct http_net *net = &r->trusted[r->ntrusted];
         char *slash = strchr(tok, '/');
         int bits = -1;
         if (slash) {
@@ -61,7 +61,7 @@ int forwarded__parse(struct http_config *cfg, const char *spec)
         } else {
             return -1;
         }
-        cfg->ntrusted++;
+        r->ntrusted++;
     }
     return 0;
 }
@@ -79,14 +79,14 @@ static int forwarded_match(const struct http_net *net, const uint8_t *addr)
 
 int forwarded__trusted(const struct conn *c)
 {
-    const struct http_config *cfg = &c->srv->cfg;
-    if (cfg->trust_all)
+    const struct http_routing *r = &c->srv->cfg.routing;
+    if (r->trust_all)
         return 1;
     if (c->peer_family == AF_UNIX)
-        return cfg->trust_unix;
-    for (unsigned i = 0; i < cfg->ntrusted; i++)
-        if (cfg->trusted[i].family == c->peer_family &&
-            forwarded_match(&cfg->trusted[i], c->peer_addr))
+        return r->trust_unix;
+    for (unsigned i = 0; i < r->ntrusted; i++)
+        if (r->trusted[i].family == c->peer_family &&
+            forwarded_match(&r->trusted[i], c->peer_addr))
             return 1;
     return 0;
 }

@@ -8,10 +8,10 @@
 #include "coserve.h"
 
 struct conn;
-struct http_config;
+struct http_routing;
 
 /* Parses "127.0.0.1,::1,10.0.0.0/8,unix" or "*". Returns 0 or -1. */
-int forwarded__parse(struct http_config *cfg, const char *spec);
+int forwarded__parse(struct http_routing *r, const char *spec);
 /* Whether the connection's peer is a trusted proxy. */
 int forwarded__trusted(const struct conn *c);
 /* The client address a trusted proxy reported (in the arena), or NULL. */

@@ -36,7 +36,7 @@ static int head_on_url(llhttp_t *p, const char *at, size_t len)
     if (!req->target)
         req->target = (char *)at;
     req->target_len += len;
-    if (req->target_len > req->conn->srv->cfg.max_url)
+    if (req->target_len > req->conn->srv->cfg.limits.max_url)
         HEAD_FAIL(req, 414, "request target too long");
     return 0;
 }
@@ -53,7 +53,7 @@ static int head_on_field(llhttp_t *p, const char *at, size_t len)
     if (req->in_value || req->nheaders == 0 ||
         req->headers[req->nheaders - 1].value) {
         /* a new header line */
-        if (req->nheaders == req->conn->srv->cfg.max_headers)
+        if (req->nheaders == req->conn->srv->cfg.limits.max_headers)
             HEAD_FAIL(req, 431, "too many header lines");
         struct http_header *h = &req->headers[req->nheaders++];
         h->name = at;
@@ -230,7 +230,7 @@ static int head_body_framing(co_request_t *req)
         memset(&req->chunk, 0, sizeof req->chunk);
     } else if (p->flags & F_CONTENT_LENGTH) {
         req->content_length = (int64_t)p->content_length;
-        if (p->content_length > req->conn->srv->cfg.max_body)
+        if (p->content_length > req->conn->srv->cfg.limits.max_body)
             HEAD_FAIL(req, 413, "body larger than the server accepts");
         if (p->content_length) {
             req->body_mode = BODY_LENGTH;
@@ -326,7 +326,7 @@ int head__parse(struct conn *c)
     llhttp_errno_t err = llhttp_execute(&req->parser, start, c->len - c->pos);
     if (err == HPE_OK) {
         c->pos = c->len;
-        if (c->len >= c->srv->cfg.max_head || c->len >= HTTP_BUF_SIZE) {
+        if (c->len >= c->srv->cfg.limits.max_head || c->len >= HTTP_BUF_SIZE) {
             req->error_reason = req->url_done ? "request head too large"
                                               : "request target too long";
             return req->url_done ? 431 : 414;
@@ -336,7 +336,7 @@ int head__parse(struct conn *c)
     if (err == HPE_PAUSED) {
         c->pos = (uint32_t)(llhttp_get_error_pos(&req->parser) - c->buf);
         c->head_end = c->pos;
-        if (c->pos > c->srv->cfg.max_head) {
+        if (c->pos > c->srv->cfg.limits.max_head) {
             req->error_reason = "request head too large";
             return 431;
         }

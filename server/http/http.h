@@ -50,7 +50,9 @@ struct http_net {
     uint8_t addr[16];
 };
 
-struct http_config {
+/* What a request may be and how long each step may take: the limits
+ * --help lists under "limits" (defaults in http__config_defaults). */
+struct http_limits {
     size_t max_url;               /* request target bytes: 414 */
     size_t max_head;              /* request line + headers bytes: 431 */
     unsigned max_headers;         /* header lines: 431 */
@@ -59,34 +61,34 @@ struct http_config {
     int64_t body_timeout_ms;      /* each body read waits at most */
     int64_t keepalive_timeout_ms; /* idle connection kept open */
     int64_t write_timeout_ms;     /* a response waits this long for progress */
-    int64_t grace_ms;             /* in-flight requests get this at shutdown */
-    unsigned max_conns;           /* open connections; more wait in backlog */
-    http_router_fn route;
-    void *route_ctx;
-    const struct http_route *fallback; /* static files: when route says none */
-    FILE *access_log;                  /* NULL: off */
-    struct http_net trusted[HTTP_MAX_TRUSTED]; /* --forwarded-allow-ips */
-    unsigned ntrusted;
-    int trust_unix, trust_all;
     int64_t request_timeout_ms;   /* handler cancelled after: 504 (0: none) */
-    uint64_t max_requests;        /* stop gracefully after (0: never) */
-    uint64_t max_requests_jitter; /* plus a random 0..jitter, per worker */
-    const char *access_log_path;  /* reopened on SIGUSR1 (NULL: stdout) */
-    int access_log_json;          /* JSON lines, else combined */
-    /* Run in the hub's main coroutine: before accepting, after draining. */
-    void (*on_start)(void *ctx);
-    void (*on_stop)(void *ctx);
-    /* Run when a stop begins, before the HTTP drain, with the grace it
-     * gets (0 at a fast stop): other listeners (stream apps) drain in the
-     * same grace, not after it. NULL: none. */
-    void (*on_drain)(void *ctx, int64_t grace_ms);
-    void *hooks_ctx;
-    /* --metrics-listen: this worker's shared counters (stats.h), or NULL */
-    struct http_stats *stats;
+    unsigned max_conns;           /* open connections; more wait in backlog */
     /* WebSocket limits (ws.h's defaults when 0; ping and idle < 0: off) */
     size_t ws_max_message; /* a message's bytes, else close 1009 */
     int64_t ws_ping_ms;    /* a ping after the peer was quiet this long */
     int64_t ws_idle_ms;    /* closed (1001) after silence this long */
+};
+
+/* Where a request goes, and whose word about its client is believed. */
+struct http_routing {
+    http_router_fn route;
+    void *route_ctx;
+    const struct http_route *fallback; /* static files: when route says none */
+    struct http_net trusted[HTTP_MAX_TRUSTED]; /* --forwarded-allow-ips */
+    unsigned ntrusted;
+    int trust_unix, trust_all;
+};
+
+/* The front end's whole configuration. What the process around it decides
+ * (signals, the stop's grace, recycling, the apps' start and stop) is the
+ * worker's (server/worker.h), not http's. */
+struct http_config {
+    struct http_limits limits;
+    struct http_routing routing;
+    FILE *access_log;    /* NULL: off */
+    int access_log_json; /* JSON lines, else combined */
+    /* --metrics-listen: this worker's shared counters (stats.h), or NULL */
+    struct http_stats *stats;
 };
 
 /* One listening socket (--listen may repeat): each worker accepts on every

@@ -122,7 +122,7 @@ static int response_wait(co_request_t *req)
     struct conn *c = req->conn;
     req->res.unpolled = 0;
     return fdio__wait(coro__self("response"), c->fd, CO_WRITABLE,
-                      co_deadline(c->srv->cfg.write_timeout_ms));
+                      co_deadline(c->srv->cfg.limits.write_timeout_ms));
 }
 
 /* Counts n bytes the kernel took. A client reading as fast as we write

@@ -28,21 +28,21 @@
 #include "http/listen.h"
 #include "http/request.h"
 #include "http/stats.h"
+#include "worker.h"
 
 void http__config_defaults(struct http_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
-    cfg->max_url = 8 * 1024;
-    cfg->max_head = 12 * 1024;
-    cfg->max_headers = 100;
-    cfg->max_body = 16 * 1024 * 1024;
-    cfg->header_timeout_ms = 10 * 1000;
-    cfg->body_timeout_ms = 30 * 1000;
-    cfg->keepalive_timeout_ms = 30 * 1000;
-    cfg->write_timeout_ms = 30 * 1000;
-    cfg->grace_ms = 30 * 1000;
-    cfg->max_conns = 10000;
-    forwarded__parse(cfg, "127.0.0.1,::1,unix");
+    cfg->limits.max_url = 8 * 1024;
+    cfg->limits.max_head = 12 * 1024;
+    cfg->limits.max_headers = 100;
+    cfg->limits.max_body = 16 * 1024 * 1024;
+    cfg->limits.header_timeout_ms = 10 * 1000;
+    cfg->limits.body_timeout_ms = 30 * 1000;
+    cfg->limits.keepalive_timeout_ms = 30 * 1000;
+    cfg->limits.write_timeout_ms = 30 * 1000;
+    cfg->limits.max_conns = 10000;
+    forwarded__parse(&cfg->routing, "127.0.0.1,::1,unix");
 }
 
 /* ---- pools --------------------------------------------------------- */
@@ -122,7 +122,7 @@ static void server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     struct http_listener *l = list_entry(w, struct http_listener, io);
     struct http_server *srv = l->srv;
     for (;;) {
-        int full = srv->open >= srv->cfg.max_conns;
+        int full = srv->open >= srv->cfg.limits.max_conns;
         double wait_s;
         if (full && !conn__evictable(srv, &wait_s)) {
             listen__accepting(srv, 0);
@@ -178,15 +178,17 @@ static void server_on_signal(int signo)
 
 struct server_main {
     struct http_server *srv;
+    struct worker_config wc;
     co_event_t *stop;
     ev_async stop_async;
 };
 
 /* SIGUSR1: point the access log at a fresh file (after logrotate moved the
  * old one), keeping the same FILE and fd number. */
-static void server_reopen_log(struct http_server *srv)
+static void server_reopen_log(struct server_main *m)
 {
-    const char *path = srv->cfg.access_log_path;
+    struct http_server *srv = m->srv;
+    const char *path = m->wc.access_log_path;
     if (!path || !srv->cfg.access_log)
         return;
     accesslog__flush(srv);
@@ -208,9 +210,9 @@ static void server_stop_cb(struct ev_loop *loop, ev_async *w, int revents)
     int pending =
         __atomic_exchange_n(&server_signal.pending, 0, __ATOMIC_SEQ_CST);
     if (pending & SIG_REOPEN)
-        server_reopen_log(m->srv);
+        server_reopen_log(m);
     if (pending & SIG_FAST)
-        m->srv->cfg.grace_ms = 0;
+        m->wc.grace_ms = 0;
     if (pending & (SIG_STOP | SIG_FAST))
         co_event_set(m->stop);
 }
@@ -220,8 +222,8 @@ static void *server_main(void *arg)
     struct server_main *m = arg;
     struct http_server *srv = m->srv;
     struct ev_loop *loop = srv->hub->loop;
-    if (srv->cfg.on_start)
-        srv->cfg.on_start(srv->cfg.hooks_ctx);
+    if (m->wc.on_start)
+        m->wc.on_start(m->wc.ctx);
     for (unsigned i = 0; i < srv->nlisteners; i++)
         ev_io_init(&srv->listeners[i].io, server_accept_cb,
                    srv->listeners[i].fd, EV_READ);
@@ -232,9 +234,9 @@ static void *server_main(void *arg)
 
     co_event_wait(m->stop, -1);
     log_info("stopping (grace %lld ms for %u requests)",
-             (long long)srv->cfg.grace_ms, srv->active);
-    if (srv->cfg.on_drain)
-        srv->cfg.on_drain(srv->cfg.hooks_ctx, srv->cfg.grace_ms);
+             (long long)m->wc.grace_ms, srv->active);
+    if (m->wc.on_drain)
+        m->wc.on_drain(m->wc.ctx, m->wc.grace_ms);
 
     /* Stop accepting. Busy connections close after their current response
      * (draining turns keep-alive off); idle kept-alive ones get a moment
@@ -255,7 +257,7 @@ static void *server_main(void *arg)
     }
     srv->idle_event = co_event_new();
     if (srv->open > 0 && srv->idle_event)
-        co_event_wait(srv->idle_event, co_deadline(srv->cfg.grace_ms));
+        co_event_wait(srv->idle_event, co_deadline(m->wc.grace_ms));
     if (srv->open > 0) {
         log_warn("grace period over: cancelling %u requests", srv->active);
         for (n = srv->conns.next; n != &srv->conns; n = next) {
@@ -272,8 +274,8 @@ static void *server_main(void *arg)
     co_event_free(srv->idle_event);
     srv->idle_event = NULL;
     accesslog__flush(srv);
-    if (srv->cfg.on_stop)
-        srv->cfg.on_stop(srv->cfg.hooks_ctx);
+    if (m->wc.on_stop)
+        m->wc.on_stop(m->wc.ctx);
     return NULL;
 }
 
@@ -333,25 +335,25 @@ void http__server_fini(struct http_server *srv)
 static void *server_hub_main(void *arg)
 {
     const struct http_config *cfg = ((void **)arg)[0];
-    const int *listen_fds = ((void **)arg)[1];
-    unsigned nlisten = *(unsigned *)((void **)arg)[2];
+    const struct worker_config *wc = ((void **)arg)[1];
+    const int *listen_fds = ((void **)arg)[2];
+    unsigned nlisten = *(unsigned *)((void **)arg)[3];
     struct http_server srv;
     http__server_init(&srv, cfg, listen_fds, nlisten);
 
-    struct server_main m = {.srv = &srv, .stop = co_event_new()};
+    struct server_main m = {.srv = &srv, .wc = *wc, .stop = co_event_new()};
     ev_async_init(&m.stop_async, server_stop_cb);
     ev_async_start(srv.hub->loop, &m.stop_async);
     ev_unref(srv.hub->loop);
     server_signal.loop = srv.hub->loop;
     server_signal.async = &m.stop_async;
     srv.stop_event = m.stop;
-    if (cfg->max_requests) {
+    if (wc->max_requests) {
         srand((unsigned)getpid() ^ (unsigned)co_now());
-        srv.max_served =
-            cfg->max_requests +
-            (cfg->max_requests_jitter
-                 ? (uint64_t)rand() % (cfg->max_requests_jitter + 1)
-                 : 0);
+        srv.max_served = wc->max_requests +
+                         (wc->max_requests_jitter
+                              ? (uint64_t)rand() % (wc->max_requests_jitter + 1)
+                              : 0);
     }
     struct sigaction sa = {.sa_handler = server_on_signal};
     sigemptyset(&sa.sa_mask);
@@ -383,10 +385,10 @@ static void *server_hub_main(void *arg)
     return NULL;
 }
 
-int http__serve(const struct http_config *cfg, const int *listen_fds,
-                unsigned nlisten)
+int http__serve(const struct http_config *cfg, const struct worker_config *wc,
+                const int *listen_fds, unsigned nlisten)
 {
     signal(SIGPIPE, SIG_IGN);
-    void *args[3] = {(void *)cfg, (void *)listen_fds, &nlisten};
+    void *args[4] = {(void *)cfg, (void *)wc, (void *)listen_fds, &nlisten};
     return co_run(server_hub_main, args, NULL);
 }

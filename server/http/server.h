@@ -21,9 +21,10 @@ void http__server_fini(struct http_server *srv);
 
 /* Serves connections from every listen_fds until SIGTERM or SIGINT, then
  * stops accepting (closing them) and lets in-flight requests finish within
- * cfg->grace_ms. Returns 0 after a clean stop, -1 with errno if it could
+ * wc->grace_ms. Returns 0 after a clean stop, -1 with errno if it could
  * not start. */
-int http__serve(const struct http_config *cfg, const int *listen_fds,
-                unsigned nlisten);
+struct worker_config;
+int http__serve(const struct http_config *cfg, const struct worker_config *wc,
+                const int *listen_fds, unsigned nlisten);
 
 #endif

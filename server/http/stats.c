@@ -93,9 +93,9 @@ void stats__count(co_request_t *req)
     int64_t us = (int64_t)(now.tv_sec - req->start_ts.tv_sec) * 1000000 +
                  (now.tv_nsec - req->start_ts.tv_nsec) / 1000;
     const struct http_route *r = req->route;
-    unsigned app = !r                       ? STATS_NO_APP
-                   : r == srv->cfg.fallback ? srv->fallback_stats
-                                            : r->stats_id;
+    unsigned app = !r                               ? STATS_NO_APP
+                   : r == srv->cfg.routing.fallback ? srv->fallback_stats
+                                                    : r->stats_id;
     stats__request(srv->stats, app, req->res.status, us > 0 ? (uint64_t)us : 0);
 }
 
@@ -126,9 +126,10 @@ void stats__start(struct http_server *srv)
 {
     if (!srv->stats)
         return;
-    srv->fallback_stats = srv->cfg.fallback
-                              ? stats__app(srv->stats, srv->cfg.fallback->name)
-                              : STATS_NO_APP;
+    srv->fallback_stats =
+        srv->cfg.routing.fallback
+            ? stats__app(srv->stats, srv->cfg.routing.fallback->name)
+            : STATS_NO_APP;
     ev_prepare_init(&srv->stats_publish, stats_publish_cb);
     ev_prepare_start(srv->hub->loop, &srv->stats_publish);
     ev_unref(srv->hub->loop); /* it must not keep the loop alive */

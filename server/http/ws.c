@@ -50,8 +50,9 @@ static struct http_server *ws_srv(const co_ws_t *ws)
 static int ws_writev(co_ws_t *ws, struct iovec *iov, int n, int64_t deadline)
 {
     struct http_server *srv = ws_srv(ws);
-    int64_t wt =
-        srv->cfg.write_timeout_ms > 0 ? srv->cfg.write_timeout_ms : 30 * 1000;
+    int64_t wt = srv->cfg.limits.write_timeout_ms > 0
+                     ? srv->cfg.limits.write_timeout_ms
+                     : 30 * 1000;
     size_t done = 0;
     int i = 0;
     while (i < n) {

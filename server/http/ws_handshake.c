@@ -240,10 +240,10 @@ static void ws_head_move(co_request_t *req)
  * defaults (a config left zeroed, as the fuzzer's, gets the defaults). */
 static void ws_limits(co_ws_t *ws, const struct http_config *cfg)
 {
-    ws->max_message =
-        cfg->ws_max_message ? cfg->ws_max_message : WS_MAX_MESSAGE;
-    ws->ping_ms = cfg->ws_ping_ms ? cfg->ws_ping_ms : WS_PING_MS;
-    ws->idle_ms = cfg->ws_idle_ms ? cfg->ws_idle_ms : WS_IDLE_MS;
+    ws->max_message = cfg->limits.ws_max_message ? cfg->limits.ws_max_message
+                                                 : WS_MAX_MESSAGE;
+    ws->ping_ms = cfg->limits.ws_ping_ms ? cfg->limits.ws_ping_ms : WS_PING_MS;
+    ws->idle_ms = cfg->limits.ws_idle_ms ? cfg->limits.ws_idle_ms : WS_IDLE_MS;
 }
 
 co_ws_t *co_ws_accept(co_request_t *req, co_response_t *res,

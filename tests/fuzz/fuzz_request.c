@@ -49,10 +49,10 @@ static void *fuzz_main(void *arg)
     struct fuzz_input *in = arg;
     struct http_config cfg;
     http__config_defaults(&cfg);
-    cfg.route = fuzz_router;
-    cfg.max_body = 4096;
-    cfg.header_timeout_ms = 1000;
-    cfg.body_timeout_ms = 1000;
+    cfg.routing.route = fuzz_router;
+    cfg.limits.max_body = 4096;
+    cfg.limits.header_timeout_ms = 1000;
+    cfg.limits.body_timeout_ms = 1000;
     struct http_server srv;
     http__server_init(&srv, &cfg, NULL, 0);
     int sv[2];

@@ -184,7 +184,7 @@ Test(body_unit, refuses_a_size_that_wraps_around)
 Test(body_unit, refuses_a_chunk_larger_than_max_body)
 {
     body_reset();
-    body_srv.cfg.max_body = 10;
+    body_srv.cfg.limits.max_body = 10;
     const char *in = "b\r\n";
     errno = 0;
     cr_assert_eq(body_feed(in, strlen(in), 64), -1);
@@ -194,7 +194,7 @@ Test(body_unit, refuses_a_chunk_larger_than_max_body)
 Test(body_unit, refuses_chunks_adding_up_past_max_body)
 {
     body_reset();
-    body_srv.cfg.max_body = 10;
+    body_srv.cfg.limits.max_body = 10;
     const char *in = "6\r\nabcdef\r\n5\r\nghijk\r\n0\r\n\r\n";
     errno = 0;
     cr_assert_eq(body_feed(in, strlen(in), 64), -1);

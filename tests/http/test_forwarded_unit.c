@@ -21,7 +21,7 @@ static co_request_t fwd_req;
 static int fwd_parse(const char *spec)
 {
     memset(&fwd_srv, 0, sizeof fwd_srv);
-    return forwarded__parse(&fwd_srv.cfg, spec);
+    return forwarded__parse(&fwd_srv.cfg.routing, spec);
 }
 
 /* Whether a peer at addr (an IPv4 or IPv6 literal, or "unix") is trusted
@@ -61,20 +61,20 @@ static co_request_t *fwd_request(const char *peer, const char *xff,
 Test(forwarded_unit, parses_addresses_networks_and_unix)
 {
     cr_assert_eq(fwd_parse("127.0.0.1,::1, 10.0.0.0/8 ,unix"), 0);
-    cr_assert_eq(fwd_srv.cfg.ntrusted, 3);
-    cr_assert_eq(fwd_srv.cfg.trusted[0].family, AF_INET);
-    cr_assert_eq(fwd_srv.cfg.trusted[0].bits, 32);
-    cr_assert_eq(fwd_srv.cfg.trusted[1].family, AF_INET6);
-    cr_assert_eq(fwd_srv.cfg.trusted[1].bits, 128);
-    cr_assert_eq(fwd_srv.cfg.trusted[2].bits, 8);
-    cr_assert(fwd_srv.cfg.trust_unix);
-    cr_assert_not(fwd_srv.cfg.trust_all);
+    cr_assert_eq(fwd_srv.cfg.routing.ntrusted, 3);
+    cr_assert_eq(fwd_srv.cfg.routing.trusted[0].family, AF_INET);
+    cr_assert_eq(fwd_srv.cfg.routing.trusted[0].bits, 32);
+    cr_assert_eq(fwd_srv.cfg.routing.trusted[1].family, AF_INET6);
+    cr_assert_eq(fwd_srv.cfg.routing.trusted[1].bits, 128);
+    cr_assert_eq(fwd_srv.cfg.routing.trusted[2].bits, 8);
+    cr_assert(fwd_srv.cfg.routing.trust_unix);
+    cr_assert_not(fwd_srv.cfg.routing.trust_all);
 }
 
 Test(forwarded_unit, an_empty_list_trusts_no_one)
 {
     cr_assert_eq(fwd_parse(""), 0);
-    cr_assert_eq(fwd_srv.cfg.ntrusted, 0);
+    cr_assert_eq(fwd_srv.cfg.routing.ntrusted, 0);
     cr_assert_not(fwd_trusts("127.0.0.1"));
     cr_assert_not(fwd_trusts("unix"));
 }

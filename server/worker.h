@@ -1,0 +1,30 @@
+/*
+ * worker.h - the process layer of a worker: what the process around the
+ * HTTP front end decides (worker.c).
+ *
+ * http/ serves connections and knows nothing of processes. The worker
+ * owns the signals (TERM/INT stop, QUIT fast stop, USR1 reopens the
+ * access log), the stop's grace, --max-requests recycling and the apps'
+ * start and stop around the serving.
+ */
+#ifndef COSERVE_WORKER_H
+#define COSERVE_WORKER_H
+
+#include <stdint.h>
+
+struct worker_config {
+    int64_t grace_ms;             /* in-flight requests get this at a stop */
+    uint64_t max_requests;        /* stop gracefully after (0: never) */
+    uint64_t max_requests_jitter; /* plus a random 0..jitter, per worker */
+    const char *access_log_path;  /* reopened on SIGUSR1 (NULL: stdout) */
+    /* Run in the hub's main coroutine: before accepting, after draining. */
+    void (*on_start)(void *ctx);
+    void (*on_stop)(void *ctx);
+    /* Run when a stop begins, before the HTTP drain, with the grace it
+     * gets (0 at a fast stop): other listeners (stream apps) drain in the
+     * same grace, not after it. NULL: none. */
+    void (*on_drain)(void *ctx, int64_t grace_ms);
+    void *ctx;
+};
+
+#endif
