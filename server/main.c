@@ -3,7 +3,8 @@
  * listeners (listeners.c), drop privileges, run the master (master.c).
  *
  * The master forks the workers, and each worker (main_worker) captures
- * app stderr into the error log, loads the apps and serves with http/.
+ * app stderr into the error log, loads the apps and serves with http/
+ * through the process layer (worker.c: signals, stop, recycling).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -22,7 +23,6 @@
 #include "core/offload.h"
 #include "core/stack.h"
 #include "core/watchdog.h"
-#include "http/server.h"
 #include "http/static.h"
 #include "http/stats.h"
 #include "listeners.h"
@@ -131,7 +131,7 @@ static int main_worker(void *arg, int ready_fd, struct watchdog_shared *slot,
     w->wc.on_drain = main_apps_drain;
     stream__set_init(&w->streams);
     w->wc.ctx = w;
-    int rc = http__serve(&w->cfg, &w->wc, w->listen->fds, w->listen->count);
+    int rc = worker__run(&w->cfg, &w->wc, w->listen->fds, w->listen->count);
     /* the apps' offload hooks (fini) must run while their code is mapped */
     offload__shutdown();
     app__unload_all(&w->table);

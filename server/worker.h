@@ -4,13 +4,17 @@
  *
  * http/ serves connections and knows nothing of processes. The worker
  * owns the signals (TERM/INT stop, QUIT fast stop, USR1 reopens the
- * access log), the stop's grace, --max-requests recycling and the apps'
- * start and stop around the serving.
+ * access log), the stop's grace, --max-requests recycling (counted through
+ * http's per-request hook) and the apps' start and stop around the
+ * serving. The master (master.c) forks the process and talks to it; main.c
+ * fills this in and calls worker__run in the child.
  */
 #ifndef COSERVE_WORKER_H
 #define COSERVE_WORKER_H
 
 #include <stdint.h>
+
+struct http_config;
 
 struct worker_config {
     int64_t grace_ms;             /* in-flight requests get this at a stop */
@@ -26,5 +30,13 @@ struct worker_config {
     void (*on_drain)(void *ctx, int64_t grace_ms);
     void *ctx;
 };
+
+/* Runs one worker's hub on the calling thread: installs the signals, runs
+ * on_start, serves http (cfg) on every one of listen_fds until TERM/INT
+ * (graceful: wc->grace_ms), QUIT (no grace) or --max-requests, runs
+ * on_drain, drains, runs on_stop. Returns 0 after a clean stop, -1 with
+ * errno if it could not start. */
+int worker__run(const struct http_config *cfg, const struct worker_config *wc,
+                const int *listen_fds, unsigned nlisten);
 
 #endif

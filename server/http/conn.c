@@ -484,11 +484,8 @@ static int conn_run_request(struct conn *c, co_request_t *req)
     self->describe = NULL;
     srv->active--;
     watchdog__requests(&srv->hub->watchdog, srv->active);
-    if (++srv->served == srv->max_served && srv->stop_event) {
-        log_info("served %llu requests (--max-requests): recycling",
-                 (unsigned long long)srv->served);
-        co_event_set(srv->stop_event);
-    }
+    if (srv->cfg.on_request_done)
+        srv->cfg.on_request_done(srv->cfg.hooks_ctx);
     return again;
 }
 

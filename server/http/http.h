@@ -89,6 +89,11 @@ struct http_config {
     int access_log_json; /* JSON lines, else combined */
     /* --metrics-listen: this worker's shared counters (stats.h), or NULL */
     struct http_stats *stats;
+    /* Run in the request's coroutine once its response is done (and
+     * logged), whatever became of it: the worker counts requests there for
+     * --max-requests. NULL: none. */
+    void (*on_request_done)(void *ctx);
+    void *hooks_ctx;
 };
 
 /* One listening socket (--listen may repeat): each worker accepts on every
@@ -127,9 +132,7 @@ struct http_server {
     struct logbuf *log_sink; /* writes log_buf's lines off the hub */
     ev_timer pool_trim;      /* gives idle pool memory back, once a second */
     co_event_t *idle_event;  /* set when active drops to 0 while draining */
-    co_event_t *stop_event;  /* set to begin a graceful stop */
-    uint64_t served;         /* requests, for --max-requests */
-    uint64_t max_served;     /* --max-requests plus this worker's jitter */
+    co_event_t *stop_event;  /* set when a stop begins (http__stop) */
 
     /* --metrics-listen (stats.c): cfg.stats, or NULL */
     struct http_stats *stats;

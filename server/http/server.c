@@ -1,17 +1,17 @@
 /*
- * The server loop: accepting, the pools' trim, and the graceful stop.
+ * The server: accepting, the pools' trim, and the graceful stop.
  *
- * Everything runs in one hub (co_run). Its main coroutine sets up the
- * accept watcher, then waits for a stop signal; accepting happens in the
- * hub's callbacks, requests in their own coroutines (conn.c).
+ * Everything runs in one hub. http__start sets up the accept watchers and
+ * returns; accepting happens in the hub's callbacks, requests in their own
+ * coroutines (conn.c). Whoever started it (the worker, server/worker.c)
+ * decides when to stop and with what grace: http knows no signals and no
+ * process.
  */
 #include "http/server.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +28,6 @@
 #include "http/listen.h"
 #include "http/request.h"
 #include "http/stats.h"
-#include "worker.h"
 
 void http__config_defaults(struct http_config *cfg)
 {
@@ -153,77 +152,12 @@ static void server_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     }
 }
 
-/* ---- stopping ------------------------------------------------------ */
+/* ---- starting and stopping ----------------------------------------- */
 
-/* Signals arrive on any thread at any time: the handler only records them
- * and pokes the hub through an ev_async (async-signal-safe), and the hub
- * acts on them in its own time. */
-enum { SIG_STOP = 1, SIG_FAST = 2, SIG_REOPEN = 4 };
-
-static struct {
-    struct ev_loop *loop;
-    ev_async *async;
-    int pending;
-} server_signal;
-
-static void server_on_signal(int signo)
+void http__start(struct http_server *srv, const struct http_config *cfg,
+                 const int *listen_fds, unsigned nlisten)
 {
-    int bit = signo == SIGQUIT   ? SIG_FAST
-              : signo == SIGUSR1 ? SIG_REOPEN
-                                 : SIG_STOP;
-    __atomic_fetch_or(&server_signal.pending, bit, __ATOMIC_SEQ_CST);
-    if (server_signal.async)
-        ev_async_send(server_signal.loop, server_signal.async);
-}
-
-struct server_main {
-    struct http_server *srv;
-    struct worker_config wc;
-    co_event_t *stop;
-    ev_async stop_async;
-};
-
-/* SIGUSR1: point the access log at a fresh file (after logrotate moved the
- * old one), keeping the same FILE and fd number. */
-static void server_reopen_log(struct server_main *m)
-{
-    struct http_server *srv = m->srv;
-    const char *path = m->wc.access_log_path;
-    if (!path || !srv->cfg.access_log)
-        return;
-    accesslog__flush(srv);
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        log_error("reopening %s: %s", path, strerror(errno));
-        return;
-    }
-    dup2(fd, fileno(srv->cfg.access_log));
-    close(fd);
-    log_info("reopened %s", path);
-}
-
-static void server_stop_cb(struct ev_loop *loop, ev_async *w, int revents)
-{
-    (void)loop;
-    (void)revents;
-    struct server_main *m = list_entry(w, struct server_main, stop_async);
-    int pending =
-        __atomic_exchange_n(&server_signal.pending, 0, __ATOMIC_SEQ_CST);
-    if (pending & SIG_REOPEN)
-        server_reopen_log(m);
-    if (pending & SIG_FAST)
-        m->wc.grace_ms = 0;
-    if (pending & (SIG_STOP | SIG_FAST))
-        co_event_set(m->stop);
-}
-
-static void *server_main(void *arg)
-{
-    struct server_main *m = arg;
-    struct http_server *srv = m->srv;
-    struct ev_loop *loop = srv->hub->loop;
-    if (m->wc.on_start)
-        m->wc.on_start(m->wc.ctx);
+    http__server_init(srv, cfg, listen_fds, nlisten);
     for (unsigned i = 0; i < srv->nlisteners; i++)
         ev_io_init(&srv->listeners[i].io, server_accept_cb,
                    srv->listeners[i].fd, EV_READ);
@@ -231,12 +165,15 @@ static void *server_main(void *arg)
     srv->accept_logged = co_now() - SERVER_ACCEPT_LOG_MS;
     listen__accepting(srv, 1);
     listen__log_serving(srv);
+}
 
-    co_event_wait(m->stop, -1);
-    log_info("stopping (grace %lld ms for %u requests)",
-             (long long)m->wc.grace_ms, srv->active);
-    if (m->wc.on_drain)
-        m->wc.on_drain(m->wc.ctx, m->wc.grace_ms);
+void http__stop(struct http_server *srv, int64_t grace_ms)
+{
+    struct ev_loop *loop = srv->hub->loop;
+    /* WebSocket readers wait on this with their socket: the 1001 goes out
+     * now, not when their handler next reads */
+    if (srv->stop_event)
+        co_event_set(srv->stop_event);
 
     /* Stop accepting. Busy connections close after their current response
      * (draining turns keep-alive off); idle kept-alive ones get a moment
@@ -247,7 +184,8 @@ static void *server_main(void *arg)
     listen__accepting(srv, 0);
     ev_timer_stop(loop, &srv->accept_pause);
     for (unsigned i = 0; i < srv->nlisteners; i++) {
-        close(srv->listeners[i].fd);
+        if (srv->listeners[i].fd >= 0)
+            close(srv->listeners[i].fd);
         srv->listeners[i].fd = -1;
     }
     struct list *n, *next;
@@ -257,7 +195,7 @@ static void *server_main(void *arg)
     }
     srv->idle_event = co_event_new();
     if (srv->open > 0 && srv->idle_event)
-        co_event_wait(srv->idle_event, co_deadline(m->wc.grace_ms));
+        co_event_wait(srv->idle_event, co_deadline(grace_ms));
     if (srv->open > 0) {
         log_warn("grace period over: cancelling %u requests", srv->active);
         for (n = srv->conns.next; n != &srv->conns; n = next) {
@@ -274,9 +212,24 @@ static void *server_main(void *arg)
     co_event_free(srv->idle_event);
     srv->idle_event = NULL;
     accesslog__flush(srv);
-    if (m->wc.on_stop)
-        m->wc.on_stop(m->wc.ctx);
-    return NULL;
+}
+
+/* After logrotate moved the file: the access log points at a fresh one,
+ * keeping the same FILE and fd number (lines already handed to the
+ * writer thread land in the old file, as nginx's do). */
+void http__reopen_log(struct http_server *srv, const char *path)
+{
+    if (!path || !srv->cfg.access_log)
+        return;
+    accesslog__flush(srv);
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        log_error("reopening %s: %s", path, strerror(errno));
+        return;
+    }
+    dup2(fd, fileno(srv->cfg.access_log));
+    close(fd);
+    log_info("reopened %s", path);
 }
 
 void http__server_init(struct http_server *srv, const struct http_config *cfg,
@@ -302,6 +255,7 @@ void http__server_init(struct http_server *srv, const struct http_config *cfg,
     bufpool__init(&srv->req_pool, sizeof(co_request_t));
     bufpool__init(&srv->buf_pool, HTTP_BUF_SIZE);
     srv->evict_logged = co_now() - 1000;
+    srv->stop_event = co_event_new();
     ev_timer_init(&srv->pool_trim, server_pool_trim_cb, SERVER_TRIM_S,
                   SERVER_TRIM_S);
     ev_timer_start(srv->hub->loop, &srv->pool_trim);
@@ -326,69 +280,9 @@ void http__server_fini(struct http_server *srv)
     bufpool__free(&srv->conn_pool, (size_t)-1);
     bufpool__free(&srv->req_pool, (size_t)-1);
     bufpool__free(&srv->buf_pool, (size_t)-1);
+    co_event_free(srv->stop_event);
+    srv->stop_event = NULL;
     free(srv->listeners);
     srv->listeners = NULL;
     srv->nlisteners = 0;
-}
-
-/* Runs the server inside the hub: the struct lives on main's stack. */
-static void *server_hub_main(void *arg)
-{
-    const struct http_config *cfg = ((void **)arg)[0];
-    const struct worker_config *wc = ((void **)arg)[1];
-    const int *listen_fds = ((void **)arg)[2];
-    unsigned nlisten = *(unsigned *)((void **)arg)[3];
-    struct http_server srv;
-    http__server_init(&srv, cfg, listen_fds, nlisten);
-
-    struct server_main m = {.srv = &srv, .wc = *wc, .stop = co_event_new()};
-    ev_async_init(&m.stop_async, server_stop_cb);
-    ev_async_start(srv.hub->loop, &m.stop_async);
-    ev_unref(srv.hub->loop);
-    server_signal.loop = srv.hub->loop;
-    server_signal.async = &m.stop_async;
-    srv.stop_event = m.stop;
-    if (wc->max_requests) {
-        srand((unsigned)getpid() ^ (unsigned)co_now());
-        srv.max_served = wc->max_requests +
-                         (wc->max_requests_jitter
-                              ? (uint64_t)rand() % (wc->max_requests_jitter + 1)
-                              : 0);
-    }
-    struct sigaction sa = {.sa_handler = server_on_signal};
-    sigemptyset(&sa.sa_mask);
-    int sigs[] = {SIGTERM, SIGINT, SIGQUIT, SIGUSR1};
-    sigset_t set;
-    sigemptyset(&set);
-    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) {
-        sigaction(sigs[i], &sa, NULL);
-        sigaddset(&set, sigs[i]);
-    }
-    /* A master forks workers with these blocked, so a TERM that arrives
-     * while a worker starts waits here instead of killing it. */
-    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
-
-    server_main(&m);
-
-    /* Ignored, not back to the default: a worker that is already on its
-     * way out (retired by a reload) still gets the master's TERM when a
-     * stop begins, and must not die of it (the master would count a
-     * worker killed by a signal as a failed stop). */
-    sa.sa_handler = SIG_IGN;
-    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
-        sigaction(sigs[i], &sa, NULL);
-    server_signal.async = NULL;
-    ev_ref(srv.hub->loop);
-    ev_async_stop(srv.hub->loop, &m.stop_async);
-    co_event_free(m.stop);
-    http__server_fini(&srv);
-    return NULL;
-}
-
-int http__serve(const struct http_config *cfg, const struct worker_config *wc,
-                const int *listen_fds, unsigned nlisten)
-{
-    signal(SIGPIPE, SIG_IGN);
-    void *args[4] = {(void *)cfg, (void *)wc, (void *)listen_fds, &nlisten};
-    return co_run(server_hub_main, args, NULL);
 }
