@@ -6,6 +6,12 @@
  * with the deadline, then undo whatever the wake did not. coro__wake() is the
  * only way back to ready, and it ignores a coroutine that is not waiting, so
  * a timer, a cancel and a real wake racing in one loop turn are harmless.
+ *
+ * Module: core/sched. hub, coro, deadline, wait and outcome are one module
+ * in five files, the scheduler: a coroutine parks (coro) with a deadline
+ * (deadline) or on several objects (wait), the hub wakes and resumes it,
+ * and its end runs its links (outcome); they call one another.
+ * scripts/include_cycles.sh treats them as one.
  */
 #ifndef COSERVE_CORE_CORO_H
 #define COSERVE_CORE_CORO_H

@@ -7,6 +7,12 @@
  * times for one absolute deadline: coroutines sleeping until the same
  * deadline woke in any order. Here every coroutine whose deadline has
  * passed is woken in one pass, in the order it parked (gevent's order).
+ *
+ * Module: core/sched. hub, coro, deadline, wait and outcome are one module
+ * in five files, the scheduler: a coroutine parks (coro) with a deadline
+ * (deadline) or on several objects (wait), the hub wakes and resumes it,
+ * and its end runs its links (outcome); they call one another.
+ * scripts/include_cycles.sh treats them as one.
  */
 #ifndef COSERVE_CORE_DEADLINE_H
 #define COSERVE_CORE_DEADLINE_H

@@ -16,6 +16,7 @@
 
 #include "core/coro.h"
 #include "core/fdio.h"
+#include "core/hook.h"
 #include "core/hook_libc.h"
 
 /* Written once before the hubs start (fdio__set_sendfile_chunk), then only

@@ -3,6 +3,7 @@
  * the bookkeeping hooks that keep each fd's user-visible semantics (see
  * hook.h). The waiting hooks are in hook_io.c, hook_time.c, hook_dns.c.
  */
+#include "core/hook.h"
 #include "core/hook_libc.h"
 
 #include <dlfcn.h>

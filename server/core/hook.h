@@ -18,16 +18,10 @@
 
 #include <stdint.h>
 
-struct co;
+#include "core/hub.h"
 
-/* The running coroutine when hooks are on and the thread is a hub running
- * a coroutine; NULL everywhere else (the hub's own context, offload
- * threads, app threads, the master). Set by hub__resume. */
-extern __thread struct co *hook__co;
-
-/* Whether hub__resume sets hook__co at all: the --no-hooks switch. Off by
- * default in the runtime library; the server turns it on at start. */
-extern int hook__enabled;
+/* hook__co and hook__enabled, which every hook asks, are the scheduler's
+ * (hub.h): hub__resume sets them. */
 
 /* Resolves libc's functions. Runs as a constructor and again on first use
  * if a library's constructor called a hook earlier. */

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/coro.h"
+#include "core/hook.h"
 #include "core/hook_libc.h"
 #include "core/offload.h"
 

@@ -16,6 +16,7 @@
 
 #include "core/coro.h"
 #include "core/errcap.h"
+#include "core/hook.h"
 #include "core/hook_libc.h"
 
 #define REAL(name)                                                             \

@@ -14,7 +14,6 @@
 #include <sys/uio.h>
 #include <time.h>
 
-#include "core/hook.h"
 #include "core/list.h"
 
 /* libc's functions behind the hooks (in the sanitizer build, the

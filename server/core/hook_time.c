@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/coro.h"
+#include "core/hook.h"
 #include "core/hook_libc.h"
 
 #define REAL(name)                                                             \

@@ -8,10 +8,7 @@
 #include "core/coro.h"
 #include "core/deadline.h"
 #include "core/fiber.h"
-#include "core/hook.h"
 #include "core/log.h"
-#include "core/offload.h"
-#include "core/overflow.h"
 
 __thread struct hub *hub__self;
 __thread struct co *hook__co;
@@ -45,7 +42,7 @@ struct hub *hub__create(void)
     hub->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOSIGMASK);
     if (!hub->loop)
         hub->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
-    if (!hub->loop || overflow__thread_init() < 0) {
+    if (!hub->loop) {
         if (hub->loop)
             ev_loop_destroy(hub->loop);
         free(hub);
@@ -56,14 +53,7 @@ struct hub *hub__create(void)
     list_init(&hub->all);
     stack__pool_init(&hub->stacks);
     deadline__hub_init(hub);
-    offload__hub_init(hub);
     hub__self = hub;
-    if (watchdog__hub_init(hub) < 0) {
-        int err = errno;
-        hub__destroy(hub);
-        errno = err;
-        return NULL;
-    }
     return hub;
 }
 
@@ -71,8 +61,6 @@ void hub__destroy(struct hub *hub)
 {
     if (hub->live)
         log__fatal("hub destroyed with %zu coroutines alive", hub->live);
-    watchdog__hub_fini(hub);
-    offload__hub_destroy(hub);
     deadline__hub_destroy(hub);
     while (hub->free_cos) {
         struct co *co = hub->free_cos;
@@ -120,7 +108,7 @@ void hub__run(struct hub *hub, int (*done)(struct hub *, void *), void *arg)
         if (done(hub, arg))
             return;
         int idle = list_empty(&hub->runq);
-        if (idle && hub->offloads && offload__spin(hub))
+        if (idle && hub->on_idle && hub->on_idle(hub))
             continue;
         deadline__arm(hub);
         int active = ev_run(hub->loop, idle ? EVRUN_ONCE : EVRUN_NOWAIT);

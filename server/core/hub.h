@@ -6,6 +6,12 @@
  * runs the libev loop once, whose callbacks only mark coroutines ready.
  * Coroutines switch to the hub and back, never directly to each other: one
  * place to keep the sanitizer annotations, errno and the current pointer right.
+ *
+ * Module: core/sched. hub, coro, deadline, wait and outcome are one module
+ * in five files, the scheduler: a coroutine parks (coro) with a deadline
+ * (deadline) or on several objects (wait), the hub wakes and resumes it,
+ * and its end runs its links (outcome); they call one another.
+ * scripts/include_cycles.sh treats them as one.
  */
 #ifndef COSERVE_CORE_HUB_H
 #define COSERVE_CORE_HUB_H
@@ -18,7 +24,7 @@
 #include "core/list.h"
 #include "core/stack.h"
 #include "core/switch.h"
-#include "core/watchdog.h"
+#include "core/heartbeat.h"
 
 struct co;
 
@@ -49,6 +55,10 @@ struct hub {
     int done_ready;           /* atomic: done_list may be non-empty */
     size_t offloads;          /* in flight; while > 0 the loop holds a ref */
     struct list offload_free; /* recycled task records */
+    /* Asked before an idle hub blocks in the loop (offload's spin, set by
+     * offload__hub_init): non-zero if it may have made coroutines ready,
+     * so the hub runs them instead of polling. NULL: none. */
+    int (*on_idle)(struct hub *hub);
 
     /* The heartbeat the watchdog thread reads, and what it captured. */
     struct watchdog_hub watchdog;
@@ -62,10 +72,22 @@ struct hub {
 /* The calling thread's hub, or NULL. */
 extern __thread struct hub *hub__self;
 
-/* Makes the calling thread a hub (loop, run queue, alternate signal stack
- * for overflow and watchdog reports, registration with the watchdog when
- * it is on). Returns the hub, or NULL with errno (EBUSY: the thread
- * already has one; ENOMEM). */
+/* The running coroutine when hooks are on and the thread is a hub running
+ * a coroutine; NULL everywhere else (the hub's own context, offload
+ * threads, app threads, the master). Set by hub__resume; every hook asks
+ * it (hook.h). */
+extern __thread struct co *hook__co;
+
+/* Whether hub__resume sets hook__co at all: the --no-hooks switch. Off by
+ * default in the runtime library; the server turns it on at start. */
+extern int hook__enabled;
+
+/* Makes the calling thread a hub: its loop and run queue. The services
+ * beside the scheduler in every hub (the alternate signal stack of
+ * overflow.c, offload's completions, the watchdog's heartbeat) are wired
+ * in by co_run (run.c), so the scheduler includes none of them. Returns
+ * the hub, or NULL with errno (EBUSY: the thread already has one;
+ * ENOMEM). */
 struct hub *hub__create(void);
 
 /* Frees the hub of the calling thread; no coroutine may be alive. */

@@ -93,7 +93,7 @@ static void offload_deliver(struct offload_task *t)
     __atomic_store_n(&hub->done_ready, 1, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&hub->done_lock);
     /* One wake per batch: the hub drains the whole list per callback; none
-     * while it watches the list itself (offload__spin). */
+     * while it watches the list itself (offload_spin). */
     if (was_empty && !spinning)
         ev_async_send(hub->loop, &hub->wake);
 }
@@ -324,8 +324,13 @@ static void offload_wake_cb(struct ev_loop *loop, ev_async *w, int revents)
     offload_drain(list_entry(w, struct hub, wake));
 }
 
-int offload__spin(struct hub *hub)
+/* The hub's on_idle: about to block with offloads in flight, it watches
+ * for completions for a few microseconds, which saves both the worker's
+ * eventfd write and the hub's wake-up when work is short. */
+static int offload_spin(struct hub *hub)
 {
+    if (!hub->offloads)
+        return 0;
     pthread_mutex_lock(&hub->done_lock);
     hub->done_spinning = 1;
     pthread_mutex_unlock(&hub->done_lock);
@@ -351,6 +356,7 @@ void offload__hub_init(struct hub *hub)
     ev_async_init(&hub->wake, offload_wake_cb);
     ev_async_start(hub->loop, &hub->wake);
     ev_unref(hub->loop); /* only in-flight tasks keep the loop alive */
+    hub->on_idle = offload_spin;
 }
 
 void offload__hub_destroy(struct hub *hub)

@@ -29,13 +29,10 @@ enum offload_pool_id { OFFLOAD_APP, OFFLOAD_NAMES, OFFLOAD_POOLS };
 int offload__run(enum offload_pool_id which, const char *caller, co_work_fn fn,
                  void *arg, co_work_fn abandon, int64_t deadline);
 
-/* Sets up a hub's completion path (its ev_async, done list). */
+/* Sets up a hub's completion path (its ev_async, done list) and its
+ * on_idle hook: an idle hub with offloads in flight watches for their
+ * completions a few microseconds before it blocks (co_run calls this). */
 void offload__hub_init(struct hub *hub);
-/* Called by an idle hub with offloads in flight, before it blocks in the
- * loop: watches for completions for a few microseconds, which saves both
- * the worker's eventfd write and the hub's wake-up when work is short.
- * Returns non-zero if it delivered some. */
-int offload__spin(struct hub *hub);
 
 /* Stops the pool: queued work runs first, then every thread runs its fini
  * hooks and exits; the hooks are forgotten. Call it before unloading the

@@ -2,6 +2,12 @@
  * outcome.h - how a coroutine finished (co_fail, co_error...) and the
  * callbacks run then (co_link): gevent's Greenlet value, exception and
  * rawlink, for C.
+ *
+ * Module: core/sched. hub, coro, deadline, wait and outcome are one module
+ * in five files, the scheduler: a coroutine parks (coro) with a deadline
+ * (deadline) or on several objects (wait), the hub wakes and resumes it,
+ * and its end runs its links (outcome); they call one another.
+ * scripts/include_cycles.sh treats them as one.
  */
 #ifndef COSERVE_CORE_OUTCOME_H
 #define COSERVE_CORE_OUTCOME_H

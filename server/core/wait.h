@@ -8,6 +8,12 @@
  * receive, acquire or join). An object calls wait__notify() whenever it
  * may have become ready; the node's coroutine wakes and checks again, as
  * poll() does. Nodes live on the waiting coroutine's stack.
+ *
+ * Module: core/sched. hub, coro, deadline, wait and outcome are one module
+ * in five files, the scheduler: a coroutine parks (coro) with a deadline
+ * (deadline) or on several objects (wait), the hub wakes and resumes it,
+ * and its end runs its links (outcome); they call one another.
+ * scripts/include_cycles.sh treats them as one.
  */
 #ifndef COSERVE_CORE_WAIT_H
 #define COSERVE_CORE_WAIT_H
