@@ -48,7 +48,7 @@ msg = @printf '  %-7s %s\n' $(1) $(2)
 .SECONDEXPANSION:
 
 .PHONY: all apps deps run demo bench fuzz test test-browser test-valgrind test-plain test-asan test-header \
-        test-ucontext test-aarch64 bench-core clean format
+        test-ucontext test-aarch64 test-includes bench-core clean format
 
 all: $(BUILD)/coserve $(BUILD)/asan/coserve $(BUILD)/interleave apps \
      $(foreach v,plain asan,$(addprefix $(BUILD)/$(v)/tests/,$(TEST_NAMES)))
@@ -214,8 +214,8 @@ test: deps
 	    || { tail -60 $(BUILD)/fuzz.log; echo "fuzz: failed (build/fuzz.log)"; exit 1; }
 	$(Q)grep -h '^Done' $(BUILD)/fuzz.log | sed 's/^/  fuzz    /'
 	$(Q)rm -f $(BUILD)/test-counts
-	$(Q)$(MAKE) --no-print-directory test-plain test-asan test-valgrind test-header test-examples \
-	    test-ucontext test-aarch64 test-browser
+	$(Q)$(MAKE) --no-print-directory test-plain test-asan test-valgrind test-header test-includes \
+	    test-examples test-ucontext test-aarch64 test-browser
 	$(Q)awk '{p+=$$1; f+=$$2} END {printf "all: %d passed, %d failed\n", p, f}' $(BUILD)/test-counts
 
 # The demo stream apps listen on fixed ports (9000, 9001): servers started
@@ -255,6 +255,13 @@ test-header: $(BUILD)/plain/coserve
 	    echo "  header  coserve.h compiles as $$std ($$cc)"; done
 	$(Q)nm -D --defined-only $(BUILD)/plain/coserve | grep -q ' co_yield$$' \
 	    || { echo "header: the server no longer exports co_yield"; exit 1; }
+	$(Q)echo "1 0" >> $(BUILD)/test-counts
+
+# No two modules of server/ include each other, even through others (a .c
+# and its .h are one module; scripts/include_cycles.sh says how to declare
+# files that are one module).
+test-includes:
+	$(Q)sh scripts/include_cycles.sh server
 	$(Q)echo "1 0" >> $(BUILD)/test-counts
 
 # The gevent tutorials' programs in C (examples/NAME.c): each prints what

@@ -22,7 +22,6 @@
 #include "core/log.h"
 #include "core/logbuf.h"
 #include "http/accesslog.h"
-#include "http/conn.h"
 #include "http/date.h"
 #include "http/forwarded.h"
 #include "http/http.h"

@@ -19,7 +19,6 @@
 #include <time.h>
 
 #include "http/accesslog.h"
-#include "http/conn.h"
 #include "http/date.h"
 #include "http/forwarded.h"
 #include "http/http.h"

@@ -14,7 +14,6 @@
 
 #include "core/coro.h"
 #include "http/body.h"
-#include "http/conn.h"
 #include "http/guard.h"
 #include "http/http.h"
 #include "http/request.h"

@@ -1,6 +1,6 @@
 /*
- * conn.h - a client connection (struct conn): reading heads in the hub,
- * serving requests in coroutines (conn.c).
+ * conn.h - a client connection (struct conn, in http.h): reading heads in
+ * the hub, serving requests in coroutines (conn.c).
  *
  * A connection is small and pooled: an fd, its watcher and timer, a
  * pointer to a read buffer it holds only while bytes are pending, and a
@@ -11,41 +11,10 @@
 #ifndef COSERVE_HTTP_CONN_H
 #define COSERVE_HTTP_CONN_H
 
-#include <ev.h>
 #include <stddef.h>
-#include <stdint.h>
 #include <sys/socket.h>
 
-#include "core/list.h"
-#include "coserve.h"
-
-struct co;
-struct http_listener;
-struct http_server;
-
-struct conn {
-    struct http_server *srv;
-    const struct http_listener *lst; /* accepted there (NULL: handed in) */
-    int fd;
-    uint8_t busy; /* a coroutine serves a request on it */
-    uint8_t closing;
-    uint8_t served;      /* has answered at least one request */
-    uint8_t peer_family; /* AF_INET, AF_INET6 or AF_UNIX */
-    uint16_t peer_port;
-    uint8_t peer_addr[16];
-    ev_io io;          /* readable, while in the hub's hands */
-    ev_timer timer;    /* header or keep-alive timeout */
-    char *buf;         /* pooled, HTTP_BUF_SIZE bytes, or NULL */
-    uint32_t len;      /* bytes in buf */
-    uint32_t pos;      /* first byte not yet consumed */
-    uint32_t head_end; /* end of the current request's head */
-    co_request_t *req;
-    struct co *co;
-    struct list link;      /* srv->conns */
-    struct list wait_link; /* srv->waiting, while in the hub's hands */
-    double since;          /* loop time it joined srv->waiting */
-    uint32_t drained;      /* lingering close: bytes read and dropped */
-};
+#include "http/http.h"
 
 void conn__accept(struct http_server *srv, int fd, const struct sockaddr *peer,
                   socklen_t peer_len);

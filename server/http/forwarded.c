@@ -12,8 +12,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "http/conn.h"
 #include "http/forwarded.h"
+#include "http/guard.h"
 #include "http/http.h"
 #include "http/request.h"
 
@@ -125,4 +125,23 @@ const char *forwarded__scheme(const co_request_t *req)
             return "http";
     }
     return "http";
+}
+
+/* The app's view: co_req_scheme and co_req_remote_addr are what a trusted
+ * proxy says, else what the socket says. */
+const char *co_req_scheme(const co_request_t *req)
+{
+    guard__check(req, "co_req_scheme");
+    return forwarded__scheme(req);
+}
+
+const char *co_req_remote_addr(const co_request_t *req)
+{
+    guard__check(req, "co_req_remote_addr");
+    co_request_t *r = (co_request_t *)req;
+    if (!r->remote_text)
+        r->remote_text = forwarded__client(r);
+    if (!r->remote_text)
+        r->remote_text = request__addr(r, 0);
+    return r->remote_text;
 }

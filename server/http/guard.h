@@ -6,7 +6,7 @@
 #define COSERVE_HTTP_GUARD_H
 
 #include "core/hub.h"
-#include "http/request.h"
+#include "http/http.h"
 
 /* What req->owner holds while no coroutine serves the record. */
 extern struct co *const guard__none;

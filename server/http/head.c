@@ -13,7 +13,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "http/conn.h"
 #include "http/head.h"
 #include "http/http.h"
 #include "http/request.h"

@@ -7,8 +7,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "http/conn.h"
-#include "http/forwarded.h"
 #include "http/guard.h"
 #include "http/http.h"
 #include "http/request.h"
@@ -63,11 +61,6 @@ int64_t co_req_content_length(const co_request_t *req)
 {
     guard__check(req, "co_req_content_length");
     return req->content_length;
-}
-const char *co_req_scheme(const co_request_t *req)
-{
-    guard__check(req, "co_req_scheme");
-    return forwarded__scheme(req);
 }
 
 const char *request__header(const co_request_t *req, const char *name)
@@ -160,7 +153,7 @@ ssize_t co_req_query_param(const co_request_t *req, const char *name, char *buf,
 
 /* Address strings are formatted on first use into the arena: most
  * requests never ask (the access log does, once). */
-static const char *request_addr(co_request_t *req, int local)
+const char *request__addr(co_request_t *req, int local)
 {
     struct conn *c = req->conn;
     if (local)
@@ -174,17 +167,6 @@ static const char *request_addr(co_request_t *req, int local)
     return s ? s : "-";
 }
 
-const char *co_req_remote_addr(const co_request_t *req)
-{
-    guard__check(req, "co_req_remote_addr");
-    co_request_t *r = (co_request_t *)req;
-    if (!r->remote_text)
-        r->remote_text = forwarded__client(r);
-    if (!r->remote_text)
-        r->remote_text = request_addr(r, 0);
-    return r->remote_text;
-}
-
 int co_req_remote_port(const co_request_t *req)
 {
     guard__check(req, "co_req_remote_port");
@@ -194,7 +176,7 @@ int co_req_remote_port(const co_request_t *req)
 const char *co_req_local_addr(const co_request_t *req)
 {
     guard__check(req, "co_req_local_addr");
-    return request_addr((co_request_t *)req, 1);
+    return request__addr((co_request_t *)req, 1);
 }
 
 int co_req_local_port(const co_request_t *req)

@@ -24,7 +24,6 @@
 #include "core/hook_libc.h"
 #include "core/log.h"
 #include "http/bufpool.h"
-#include "http/conn.h"
 #include "http/date.h"
 #include "http/guard.h"
 #include "http/http.h"

@@ -13,7 +13,6 @@
 #include <string.h>
 
 #include "core/hub.h"
-#include "http/conn.h"
 #include "http/guard.h"
 #include "http/http.h"
 #include "http/request.h"

@@ -5,7 +5,6 @@
 #include <time.h>
 
 #include "core/hub.h"
-#include "http/conn.h"
 #include "http/http.h"
 #include "http/request.h"
 

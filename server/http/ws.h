@@ -19,9 +19,7 @@
 #include <stdint.h>
 #include <zlib.h>
 
-#include "http/conn.h"
 #include "http/http.h"
-#include "http/request.h"
 
 /* opcodes (RFC 6455 5.2) */
 enum {

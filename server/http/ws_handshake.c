@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "http/bufpool.h"
 #include "http/guard.h"
+#include "http/request.h"
 #include "http/response.h"
 #include "http/sha1.h"
 #include "http/ws.h"
