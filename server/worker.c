@@ -48,6 +48,8 @@ struct worker {
     ev_async signal_async;
     uint64_t served;     /* requests, for --max-requests */
     uint64_t max_served; /* --max-requests plus this worker's jitter (0: off) */
+    int serving;         /* http__start has run */
+    int reopen_due;      /* USR1 came before it: reopen once serving */
 };
 
 static void worker_signal_cb(struct ev_loop *loop, ev_async *w, int revents)
@@ -57,7 +59,9 @@ static void worker_signal_cb(struct ev_loop *loop, ev_async *w, int revents)
     struct worker *wk = list_entry(w, struct worker, signal_async);
     int pending =
         __atomic_exchange_n(&worker_signal.pending, 0, __ATOMIC_SEQ_CST);
-    if (pending & WORKER_SIG_REOPEN)
+    if ((pending & WORKER_SIG_REOPEN) && !wk->serving)
+        wk->reopen_due = 1; /* the apps' init yielded: srv is not set up */
+    else if (pending & WORKER_SIG_REOPEN)
         http__reopen_log(&wk->srv, wk->wc.access_log_path);
     if (pending & WORKER_SIG_FAST)
         wk->wc.grace_ms = 0;
@@ -134,6 +138,9 @@ static void *worker_hub_main(void *arg)
     if (wk->wc.on_start)
         wk->wc.on_start(wk->wc.ctx);
     http__start(&wk->srv, &wk->cfg, wk->listen_fds, wk->nlisten);
+    wk->serving = 1;
+    if (wk->reopen_due)
+        http__reopen_log(&wk->srv, wk->wc.access_log_path);
     co_event_wait(wk->stop, -1);
     log_info("stopping (grace %lld ms for %u requests)",
              (long long)wk->wc.grace_ms, wk->srv.active);
