@@ -346,8 +346,14 @@ static int ws_data_begin(co_ws_t *ws, const struct ws_frame *f)
         memset(&ws->utf8, 0, sizeof ws->utf8);
     }
     /* a compressed message's bytes count against the limit as they come
-     * (what we buffer stays bounded), and its inflated size again */
-    if (f->len > ws->max_message - ws->msg_len)
+     * (what we buffer stays bounded), and its inflated size again. Data
+     * that does not compress comes out of a deflater a little larger
+     * (zlib's deflateBound: at most an eighth more, plus block headers):
+     * a message within the limit must not be refused for that */
+    size_t cap = ws->max_message;
+    if (ws->msg_z && cap < SIZE_MAX / 2)
+        cap += (cap >> 3) + (cap >> 6) + 64;
+    if (f->len > cap - ws->msg_len)
         return ws_fail(ws, WS_TOO_BIG, EMSGSIZE);
     return ws_reserve(ws, f->len) < 0 ? ws_fail(ws, WS_INTERNAL, ENOMEM) : 0;
 }

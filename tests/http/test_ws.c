@@ -645,6 +645,45 @@ Test(ws, a_compressed_message_that_inflates_over_the_limit_gets_1009)
     h_stop();
 }
 
+Test(ws, a_message_at_the_limit_that_grew_when_compressed_is_taken)
+{
+    /* random bytes do not compress: the deflater sends them a few bytes
+     * longer (stored blocks), over the limit on the wire, while the
+     * message itself is at the limit */
+    ws_start();
+    struct h_conn *c = wsc_open("/wstest?max=10000",
+                                "Sec-WebSocket-Extensions: permessage-deflate; "
+                                "server_no_context_takeover\r\n");
+    char msg[10001];
+    h_fill_random(msg, sizeof msg, 11);
+    unsigned char buf[12000];
+    z_stream z = {0};
+    deflateInit2(&z, 9, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY);
+    size_t n = wsc_deflate(&z, msg, 10000, buf, sizeof buf);
+    cr_assert_gt(n, 10000, "random bytes compressed");
+    wsc_send_raw(c, 0x80 | 0x40 | 2, buf, n);
+    struct wsc_frame f;
+    cr_assert_eq(wsc_read(c, &f), 1);
+    cr_assert_eq(f.opcode, 2, "opcode %d (a close: the message was refused)",
+                 f.opcode);
+    cr_assert_eq(f.rsv1, 1);
+    z_stream zi = {0};
+    inflateInit2(&zi, -15);
+    unsigned char out[10100];
+    cr_assert_eq(wsc_inflate(&zi, f.data, f.len, out, sizeof out), 10000);
+    cr_assert(!memcmp(out, msg, 10000));
+    inflateEnd(&zi);
+    free(f.data);
+    /* one byte more is over the limit, compressed or not */
+    deflateReset(&z);
+    n = wsc_deflate(&z, msg, 10001, buf, sizeof buf);
+    wsc_send_raw(c, 0x80 | 0x40 | 2, buf, n);
+    cr_assert_eq(wsc_expect_close(c), 1009);
+    deflateEnd(&z);
+    h_close(c);
+    h_stop();
+}
+
 /* ---- stopping ---- */
 
 Test(ws, a_stop_closes_websockets_with_1001_within_the_grace)
