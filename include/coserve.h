@@ -858,8 +858,9 @@ int co_upgrade(co_request_t *req, co_response_t *res, const char *protocol,
  * co_sse_start sends the head at once: status 200, Content-Type
  * text/event-stream, Cache-Control: no-cache, and X-Accel-Buffering: no
  * (so nginx passes each event on as it comes); it also lifts the request
- * timeout, as the stream lives until the client leaves (the handler is
- * then cancelled: its waits fail with ECANCELED) or the handler returns.
+ * timeout, as the stream lives until the client leaves or the server
+ * begins to stop (TERM, HUP; the handler is then cancelled: its waits
+ * fail with ECANCELED), or the handler returns.
  * A reconnecting browser sends the last id it saw as the Last-Event-ID
  * header (co_req_header).
  */

@@ -136,19 +136,20 @@ struct chunk_state {
 
 struct co_response {
     int status;
-    unsigned started : 1;    /* head sent */
-    unsigned chunked : 1;    /* streaming with chunked encoding */
-    unsigned has_length : 1; /* app set Content-Length */
-    unsigned head_only : 1;  /* HEAD request: no body bytes */
-    unsigned failed : 1;     /* a write failed: close the connection */
-    unsigned fixed : 1;      /* co_res_send fixed the head (not yet sent) */
-    unsigned warned : 1;     /* a misuse of it was logged */
-    uint64_t length;         /* the app's Content-Length */
-    uint64_t sent;           /* body bytes written (for HEAD: would be) */
-    uint64_t body_out;       /* body bytes the kernel took: the access log */
-    size_t unpolled;         /* bytes sent since the hub last polled */
-    size_t hdr_len;          /* app header text in req->arena */
-    char *out;               /* gathered body (a pooled buffer) */
+    unsigned started : 1;      /* head sent */
+    unsigned chunked : 1;      /* streaming with chunked encoding */
+    unsigned has_length : 1;   /* app set Content-Length */
+    unsigned head_only : 1;    /* HEAD request: no body bytes */
+    unsigned failed : 1;       /* a write failed: close the connection */
+    unsigned fixed : 1;        /* co_res_send fixed the head (not yet sent) */
+    unsigned warned : 1;       /* a misuse of it was logged */
+    unsigned event_stream : 1; /* co_sse_start ran: a stop cancels it */
+    uint64_t length;           /* the app's Content-Length */
+    uint64_t sent;             /* body bytes written (for HEAD: would be) */
+    uint64_t body_out;         /* body bytes the kernel took: the access log */
+    size_t unpolled;           /* bytes sent since the hub last polled */
+    size_t hdr_len;            /* app header text in req->arena */
+    char *out;                 /* gathered body (a pooled buffer) */
     size_t out_len;
 };
 

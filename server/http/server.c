@@ -191,7 +191,14 @@ void http__stop(struct http_server *srv, int64_t grace_ms)
     struct list *n, *next;
     for (n = srv->conns.next; n != &srv->conns; n = next) {
         next = n->next;
-        conn__drain(list_entry(n, struct conn, link));
+        struct conn *c = list_entry(n, struct conn, link);
+        /* an event stream never ends by itself, and its app waits on its
+         * own events, which a stop does not touch: without this it would
+         * hold the worker for the whole grace. Cancelled, its waits fail
+         * (ECANCELED), it returns, and EventSource reconnects by itself */
+        if (c->busy && c->co && c->req && c->req->res.event_stream)
+            co_cancel(c->co);
+        conn__drain(c);
     }
     srv->idle_event = co_event_new();
     if (srv->open > 0 && srv->idle_event)

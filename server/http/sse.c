@@ -35,8 +35,10 @@ int co_sse_start(co_request_t *req, co_response_t *res, int64_t retry_ms)
         co_res_header(res, "Cache-Control", "no-cache") < 0 ||
         co_res_header(res, "X-Accel-Buffering", "no") < 0)
         return -1;
-    /* an event stream lives until the client leaves: no request timeout */
+    /* an event stream lives until the client leaves: no request timeout;
+     * a stop ends it at once (the browser reconnects to the new workers) */
     ev_timer_stop(req->conn->srv->hub->loop, &req->conn->timer);
+    res->event_stream = 1;
     if (retry_ms >= 0) {
         char line[40];
         int n =

@@ -706,6 +706,29 @@ Test(ws, a_stop_closes_websockets_with_1001_within_the_grace)
                  "the WebSocket held the stop until the grace ran out");
 }
 
+Test(ws, a_stop_ends_an_event_stream_at_once_not_after_the_grace)
+{
+    ws_start(); /* the harness's grace: 3 s */
+    struct h_conn *c = h_connect();
+    h_sends(c, "GET /wstest/sse?n=1&hold=1 HTTP/1.1\r\nHost: t\r\n\r\n");
+    int64_t end = h_now_ms() + H_GUARD_MS;
+    while (!c->buf || !strstr(c->buf, ": done\n\n"))
+        cr_assert_eq(h_fill(c, end), 1, "no events: '%s'",
+                     c->buf ? c->buf : "");
+    /* the stream would stay open a minute: the stop must end it */
+    kill(h_srv.pid, SIGTERM);
+    end = h_now_ms() + H_GUARD_MS;
+    while (!c->eof)
+        cr_assert_neq(h_fill(c, end), -1, "the stream stayed open");
+    /* ended as a chunked response ends: the browser sees a clean end */
+    cr_assert_not_null(h_memmem(c->buf, c->len, "\r\n0\r\n\r\n"),
+                       "no last chunk: '%s'", c->buf);
+    h_close(c);
+    h_stop();
+    cr_assert_eq(h_stderr_count("grace period over"), 0,
+                 "the event stream held the stop until the grace ran out");
+}
+
 /* ---- the generic Upgrade and Server-Sent Events ---- */
 
 Test(ws, the_generic_upgrade_hands_the_socket_to_the_app_with_early_bytes)
