@@ -11,12 +11,14 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-export const BIN = process.env.COSERVE_BIN || path.join(ROOT, "build/coserve");
-export const APPS = process.env.COSERVE_APPS || path.join(ROOT, "build/apps");
+// Relative paths in the environment are from the repository's root (where
+// make runs; run.sh changes to tests/browser).
+export const BIN = path.resolve(ROOT, process.env.COSERVE_BIN || "build/coserve");
+export const APPS = path.resolve(ROOT, process.env.COSERVE_APPS || "build/apps");
 export const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 export const NGINX = process.env.NGINX_BIN || "/usr/sbin/nginx";
 // The pages served (a broken copy shows a test can fail).
-export const WWW = process.env.COSERVE_WWW || path.join(ROOT, "www");
+export const WWW = path.resolve(ROOT, process.env.COSERVE_WWW || "www");
 export const GUARD_MS = 15000;
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
