@@ -3,7 +3,7 @@
 // deploy/nginx/coserve.conf (its four defaults replaced, as
 // tests/deploy/deploy_util.h does), bounded waits, and the tally that
 // ends in "browser: N passed, N failed".
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
@@ -155,13 +155,30 @@ export async function startCoserve(dir, apps, opts = {}) {
   }
 }
 
+// What a process is doing and which sockets it holds, for a failure's
+// message.
+export function describe(pid) {
+  let out = `process ${pid}:`;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    out += " state " + stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0];
+    out += ", wchan " + fs.readFileSync(`/proc/${pid}/wchan`, "utf8");
+  } catch {
+    return out + " gone";
+  }
+  const ss = spawnSync("ss", ["-tanpx"], { encoding: "utf8" });
+  const mine = (ss.stdout || "").split("\n").filter((l) => l.includes(`pid=${pid},`));
+  return out + "\n" + mine.join("\n");
+}
+
 // Waits until the master's workers are `n` processes none of which is in
 // old (a reload finished); returns them.
 export async function waitReplaced(server, old) {
   return waitFor(() => {
     const now = children(server.pid);
     return now.length === server.workers && now.every((w) => !old.includes(w)) && now;
-  }, () => "new workers after the reload:\n" + server.tail());
+  }, () => "new workers after the reload:\n" + server.tail() + "\n" +
+    children(server.pid).filter((w) => old.includes(w)).map(describe).join("\n"));
 }
 
 // Runs nginx on deploy/nginx/coserve.conf with its defaults replaced: the

@@ -184,7 +184,16 @@ function deployment(name, baseOf) {
         for (const p of notes) await watchAttr(p, "data-live");
         const old = children(server.pid);
         process.kill(server.pid, "SIGHUP");
-        const now = await waitReplaced(server, old);
+        let now;
+        try {
+          now = await waitReplaced(server, old);
+        } catch (e) {
+          const states = [];
+          for (const p of [...chats, ...notes])
+            states.push(`${p.url()}: ${await p.locator("#status").textContent()} ` +
+              JSON.stringify(await p.evaluate(() => window.__flips)));
+          throw new Error(e.message + "\npages:\n" + states.join("\n"));
+        }
         for (const p of chats) {
           await reconnected(p, "data-connected");
           const w = await workerOf(p);
