@@ -46,7 +46,13 @@ int co_sse_start(co_request_t *req, co_response_t *res, int64_t retry_ms)
         if (co_res_write(res, line, (size_t)n) < 0)
             return -1;
     }
-    return co_res_flush(res);
+    int rc = co_res_flush(res);
+    /* a stop that began before this request became a stream did not see
+     * it (server.c cancels the streams open then): it ends at its first
+     * wait, and the browser reconnects to the new workers */
+    if (req->conn->srv->draining)
+        co_cancel(co_current());
+    return rc;
 }
 
 /* Whether s has no CR, LF (or is NULL). */

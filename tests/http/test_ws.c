@@ -729,6 +729,30 @@ Test(ws, a_stop_ends_an_event_stream_at_once_not_after_the_grace)
                  "the event stream held the stop until the grace ran out");
 }
 
+Test(ws, a_stream_that_starts_after_the_stop_began_ends_at_once_too)
+{
+    ws_start(); /* the harness's grace: 3 s */
+    struct h_conn *c = h_connect();
+    /* the handler sleeps 2 s before it starts the stream: the stop begins
+     * meanwhile */
+    h_sends(c, "GET /wstest/sse?n=1&hold=1&delay=2000 HTTP/1.1\r\n"
+               "Host: t\r\n\r\n");
+    cr_assert(h_wait_stderr("sse: delay", H_GUARD_MS),
+              "the handler did not run");
+    kill(h_srv.pid, SIGTERM);
+    int64_t end = h_now_ms() + H_GUARD_MS;
+    while (!c->eof)
+        cr_assert_neq(h_fill(c, end), -1, "the stream stayed open");
+    cr_assert_not_null(h_memmem(c->buf, c->len, ": done\n\n"),
+                       "the stream did not run: '%s'", c->buf);
+    cr_assert_not_null(h_memmem(c->buf, c->len, "\r\n0\r\n\r\n"),
+                       "no last chunk: '%s'", c->buf);
+    h_close(c);
+    h_stop();
+    cr_assert_eq(h_stderr_count("grace period over"), 0,
+                 "the event stream held the stop until the grace ran out");
+}
+
 /* ---- the generic Upgrade and Server-Sent Events ---- */
 
 Test(ws, the_generic_upgrade_hands_the_socket_to_the_app_with_early_bytes)

@@ -22,7 +22,9 @@
  *                                   back upper-cased, early bytes too
  *   /wstest/sse?n=N&hold=1          N events (id 1..N, event "tick",
  *                                   data "line1\nline2 #i") and a comment;
- *                                   hold: then stay open for a minute
+ *                                   hold: then stay open for a minute;
+ *                                   delay=MS: first says "sse: delay" on
+ *                                   stderr and sleeps MS
  */
 #include <ctype.h>
 #include <errno.h>
@@ -64,6 +66,11 @@ static int upgrade(co_request_t *req, co_response_t *res)
 static int sse(co_request_t *req, co_response_t *res)
 {
     long n = query_long(req, "n", 3);
+    long delay = query_long(req, "delay", 0);
+    if (delay) { /* the test stops the server meanwhile */
+        fprintf(stderr, "sse: delay\n");
+        co_sleep(co_deadline(delay));
+    }
     if (co_sse_start(req, res, 1000) < 0)
         return -1;
     for (long i = 1; i <= n; i++) {
