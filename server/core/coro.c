@@ -62,11 +62,22 @@ int64_t coro__bound(const struct co *co, int64_t deadline)
     return deadline;
 }
 
+/* Runs (and clears) the coroutine's before_wait hook: cleared first, so
+ * that a wait inside the hook does not run it again. */
+static void coro_before_wait(struct co *self)
+{
+    void (*fn)(void *) = self->before_wait;
+    self->before_wait = NULL;
+    fn(self->before_wait_arg);
+}
+
 /* The one place every wait goes through: cancellation (unless a shield
  * holds it back) and the innermost timeout scopes apply here, so no wait
  * in core can miss them. */
 int coro__park(struct co *self, int64_t deadline, int flags)
 {
+    if (self->before_wait)
+        coro_before_wait(self);
     if (!(flags & CORO_PARK_NOCANCEL)) {
         if (coro__cancel_pending(self)) {
             errno = ECANCELED;
@@ -215,6 +226,7 @@ struct co *coro__spawn(struct hub *hub, struct co *parent, co_fn fn, void *arg)
     co->name[0] = '\0'; /* "co-ID", formatted only if someone asks */
     co->describe = NULL;
     co->describe_arg = NULL;
+    co->before_wait = NULL;
     co->dl_pos = 0;
     co->exit_err = 0;
     co->exit_msg[0] = '\0';
@@ -398,6 +410,8 @@ const char *co_name(const co_t *co)
 int co_yield_now(void)
 {
     struct co *self = coro__self("co_yield_now");
+    if (self->before_wait)
+        coro_before_wait(self);
     if (coro__cancel_pending(self)) {
         errno = ECANCELED;
         return -1;

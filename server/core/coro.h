@@ -88,6 +88,12 @@ struct co {
      * serves), for the watchdog's reports; NULL otherwise. */
     coro_describe_fn describe;
     void *describe_arg;
+    /* Called once, then cleared, when this coroutine is about to give the
+     * hub its turn (a park or a yield): the http layer sends responses it
+     * held back to batch them (pipelining), so nothing waits behind a
+     * handler that waits. It may itself wait. NULL: none. */
+    void (*before_wait)(void *arg);
+    void *before_wait_arg;
     struct co *next_free;
 };
 

@@ -175,6 +175,8 @@ void conn__close(struct conn *c)
         conn_req_put(srv, c->req);
     if (c->buf)
         bufpool__put(&srv->buf_pool, c->buf);
+    if (c->held)
+        bufpool__put(&srv->buf_pool, c->held);
     list_remove(&c->link);
     if (list_linked(&c->wait_link))
         list_remove(&c->wait_link);
@@ -293,6 +295,10 @@ static void conn_idle(struct conn *c)
     if (c->len == 0 && c->buf) {
         bufpool__put(&srv->buf_pool, c->buf);
         c->buf = NULL;
+    }
+    if (c->held) { /* sent (conn_serve flushed it) */
+        bufpool__put(&srv->buf_pool, c->held);
+        c->held = NULL;
     }
     ev_io_start(srv->hub->loop, &c->io);
     conn_wait(c);
@@ -508,6 +514,10 @@ static void conn_close_lingering(struct conn *c, int unread)
     struct http_server *srv = c->srv;
     c->closing = 1;
     shutdown(c->fd, SHUT_WR);
+    if (c->held)
+        bufpool__put(&srv->buf_pool, c->held);
+    c->held = NULL;
+    c->held_len = 0;
     if (c->req)
         conn_req_put(srv, c->req);
     c->req = NULL;
@@ -561,6 +571,9 @@ static void *conn_serve(void *arg)
             return NULL;
         }
         if (!conn_run_request(c, req)) {
+            /* the batch before it still goes out, best effort */
+            if (c->held_len && response__flush(c) < 0)
+                req->res.failed = 1;
             int unread = (req->body_mode != BODY_NONE && !req->body_done) ||
                          c->pos < c->len;
             conn_close_lingering(c, unread && !req->res.failed);
@@ -589,6 +602,11 @@ static void *conn_serve(void *arg)
             }
         } else {
             c->len = c->pos = 0;
+        }
+        /* the batch is over: the rest of a head is still on its way */
+        if (c->held_len && response__flush(c) < 0) {
+            conn__close(c);
+            return NULL;
         }
         conn_idle(c);
         return NULL;

@@ -144,6 +144,7 @@ struct co_response {
     unsigned fixed : 1;        /* co_res_send fixed the head (not yet sent) */
     unsigned warned : 1;       /* a misuse of it was logged */
     unsigned event_stream : 1; /* co_sse_start ran: a stop cancels it */
+    unsigned may_hold : 1;     /* complete: may wait for a pipelined batch */
     uint64_t length;           /* the app's Content-Length */
     uint64_t sent;             /* body bytes written (for HEAD: would be) */
     uint64_t body_out;         /* body bytes the kernel took: the access log */
@@ -217,6 +218,8 @@ struct conn {
     uint32_t len;      /* bytes in buf */
     uint32_t pos;      /* first byte not yet consumed */
     uint32_t head_end; /* end of the current request's head */
+    char *held;        /* responses held for one write (pipelining), or NULL */
+    uint32_t held_len; /* bytes in held */
     co_request_t *req;
     struct co *co;
     struct list link;      /* srv->conns */

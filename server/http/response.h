@@ -9,6 +9,8 @@
 
 #include "coserve.h"
 
+struct conn;
+
 /* Completes the response after the handler returned: sends the gathered
  * body with a Content-Length, or the last chunk. Returns 0 or -1. */
 int response__finish(co_request_t *req);
@@ -18,5 +20,10 @@ const char *response__reason(int status);
 /* Writes bytes to the client; the write timeout bounds each wait for the
  * socket (time without progress), not the whole write. */
 int response__write(co_request_t *req, const struct iovec *iov, int n);
+
+/* Sends the responses c held back to write a pipelined batch at once (see
+ * response.c), from c's coroutine, waiting for the socket as a response
+ * write does. Returns 0 (nothing held, or all sent) or -1 with errno. */
+int response__flush(struct conn *c);
 
 #endif
