@@ -196,6 +196,42 @@ static ssize_t body_take(co_request_t *req, char *out, size_t n)
     return r;
 }
 
+/* The body timeout bounds each read, whatever the app asked. */
+static int64_t body_deadline(const struct conn *c, int64_t deadline)
+{
+    int64_t limit = co_deadline(c->srv->cfg.limits.body_timeout_ms);
+    if (deadline < 0 || (limit >= 0 && limit < deadline))
+        deadline = limit;
+    return deadline;
+}
+
+/* Reads a Content-Length body straight into the app's buffer once nothing
+ * is buffered: no copy through the connection's buffer, and reads as large
+ * as the app's buffer (a 1 MiB body took 64 reads of 16 KiB and a memcpy
+ * each). Never past the body's end: what follows is the next request. */
+static ssize_t body_read_direct(co_request_t *req, char *out, size_t n,
+                                int64_t deadline)
+{
+    struct conn *c = req->conn;
+    if (n > req->body_left)
+        n = (size_t)req->body_left;
+    ssize_t r = co_read(c->fd, out, n, body_deadline(c, deadline));
+    if (r == 0)
+        errno = ECONNRESET;
+    if (r <= 0)
+        return -1;
+    if (c->srv->stats)
+        stats__add(&c->srv->stats->bytes_in, (uint64_t)r);
+    req->body_left -= (uint64_t)r;
+    if (req->body_left == 0)
+        req->body_done = 1;
+    return r;
+}
+
+/* Below this, a read goes through the connection's buffer: one large read
+ * then serves many small co_req_read calls. */
+#define BODY_DIRECT_MIN 4096
+
 /* Reads more raw bytes behind the head. Returns 0, or -1 with errno. */
 static int body_fill(co_request_t *req, int64_t deadline)
 {
@@ -209,10 +245,8 @@ static int body_fill(co_request_t *req, int64_t deadline)
         c->pos = c->head_end;
         room = HTTP_BUF_SIZE - c->len;
     }
-    int64_t limit = co_deadline(c->srv->cfg.limits.body_timeout_ms);
-    if (deadline < 0 || (limit >= 0 && limit < deadline))
-        deadline = limit;
-    ssize_t r = co_read(c->fd, c->buf + c->len, room, deadline);
+    ssize_t r =
+        co_read(c->fd, c->buf + c->len, room, body_deadline(c, deadline));
     if (r == 0)
         errno = ECONNRESET;
     if (r <= 0)
@@ -255,6 +289,15 @@ ssize_t co_req_read(co_request_t *req, void *buf, size_t n, int64_t deadline)
             req->body_read += (uint64_t)r;
             if (r > 0 || req->body_done)
                 return r;
+        }
+        if (req->body_mode == BODY_LENGTH && n >= BODY_DIRECT_MIN) {
+            ssize_t r = body_read_direct(req, buf, n, deadline);
+            if (r < 0) {
+                req->body_error = errno;
+                return -1;
+            }
+            req->body_read += (uint64_t)r;
+            return r;
         }
         if (body_fill(req, deadline) < 0) {
             req->body_error = errno;
