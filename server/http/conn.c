@@ -91,10 +91,38 @@ static co_request_t *conn_begin_request(struct conn *c)
     return req;
 }
 
+/* The connection's one timer is lazy (libev's "be smart about timeouts"):
+ * c->due is when it must act (monotonic ms, 0: never), and the ev_timer
+ * may fire earlier than that and re-arm for the rest. Moving the deadline
+ * later, or dropping it, is then a store: serving a kept-alive request
+ * took an ev_timer_stop and an ev_timer_again, two updates of the loop's
+ * timer heap, and now takes none. */
+static void conn_timer_start(struct conn *c, int64_t now)
+{
+    struct ev_loop *loop = c->srv->hub->loop;
+    c->fires = c->due;
+    ev_timer_stop(loop, &c->timer);
+    ev_timer_set(&c->timer, (double)(c->due - now) / 1000.0, 0.);
+    ev_timer_start(loop, &c->timer);
+}
+
+/* Sets the timer to act in ms (0: never, as a 0 timeout means). */
 static void conn_timer_set(struct conn *c, int64_t ms)
 {
-    c->timer.repeat = (double)ms / 1000.0;
-    ev_timer_again(c->srv->hub->loop, &c->timer);
+    if (ms <= 0) {
+        c->due = 0;
+        return;
+    }
+    int64_t now = co_now();
+    c->due = now + ms;
+    if (ev_is_active(&c->timer) && c->fires <= c->due)
+        return; /* it fires first, and re-arms */
+    conn_timer_start(c, now);
+}
+
+static void conn_timer_clear(struct conn *c)
+{
+    c->due = 0;
 }
 
 /* The header and keep-alive timeouts get up to 10% more, at random:
@@ -261,7 +289,7 @@ static void conn_dispatch(struct conn *c)
      * request costs an epoll_ctl whenever the loop polls in between. If it
      * fires while the coroutine has the connection, conn_read_cb stops it
      * then, once. */
-    ev_timer_stop(srv->hub->loop, &c->timer);
+    conn_timer_clear(c);
     if (list_linked(&c->wait_link))
         list_remove(&c->wait_link);
     struct co *co = coro__spawn(srv->hub, NULL, conn_serve, c);
@@ -461,7 +489,7 @@ static int conn_run_request(struct conn *c, co_request_t *req)
         if (req->ws) /* a WebSocket: the close handshake, then close */
             ws__end(req->ws, rc);
         req->live = 0; /* from here on only this coroutine may use req */
-        ev_timer_stop(srv->hub->loop, &c->timer);
+        conn_timer_clear(c);
         if (req->timed_out) {
             req->keep_alive = 0;
             if (!req->res.started)
@@ -688,6 +716,14 @@ static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     (void)loop;
     (void)revents;
     struct conn *c = list_entry(w, struct conn, timer);
+    if (!c->due)
+        return; /* cleared since it was set: nothing to do */
+    int64_t now = co_now();
+    if (now < c->due) { /* moved later since it was set */
+        conn_timer_start(c, now);
+        return;
+    }
+    c->due = 0;
     if (c->busy) { /* --request-timeout: the handler took too long */
         if (c->req && c->co) {
             log_warn("request %s %s timed out: cancelling it", c->req->method,

@@ -213,7 +213,9 @@ struct conn {
     uint16_t peer_port;
     uint8_t peer_addr[16];
     ev_io io;          /* readable, while in the hub's hands */
-    ev_timer timer;    /* header or keep-alive timeout */
+    ev_timer timer;    /* header or keep-alive timeout (lazy: conn.c) */
+    int64_t due;       /* when the timer must act (co_now() ms; 0: never) */
+    int64_t fires;     /* when the ev_timer is set to fire */
     char *buf;         /* pooled, HTTP_BUF_SIZE bytes, or NULL */
     uint32_t len;      /* bytes in buf */
     uint32_t pos;      /* first byte not yet consumed */

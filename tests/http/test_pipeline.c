@@ -215,3 +215,23 @@ Test(pipeline, a_client_that_pipelines_and_never_reads_is_cut)
     h_close(c);
     h_stop();
 }
+
+/* The connection's timer is lazy (conn.c): a kept-alive connection used
+ * again must live a whole keep-alive timeout from its last request, not
+ * be closed when the timer set after its first one fires. The margins
+ * are a second each way. */
+Test(pipeline, a_kept_alive_connection_in_use_outlives_its_first_timeout)
+{
+    h_start(H_ARGS("--workers", "1", "--keepalive-timeout", "3s"));
+    struct h_conn *c = h_connect();
+    for (int i = 0; i < 3; i++) {
+        if (i)
+            h_sleep_ms(2000); /* at 2 s, then at 4 s: past the first 3 s */
+        h_sends(c, GET_HELLO);
+        struct h_resp *r = h_response(c, 0);
+        assert_hello(r, i);
+        h_resp_free(r);
+    }
+    h_close(c);
+    h_stop();
+}
