@@ -307,6 +307,7 @@ bench: deps
 	$(Q)sh tests/bench/bench_deploy.sh
 	$(Q)sh tests/bench/bench_bigfile.sh
 	$(Q)sh tests/bench/bench_endurance.sh
+	$(Q)sh scripts/readme_perf.sh
 
 bench-core: deps
 	$(Q)$(MAKE) --no-print-directory $(BUILD)/bench-core

@@ -6,6 +6,8 @@ set -e
 PKGS="build-essential clang libclang-rt-14-dev libev-dev node-llhttp \
 libsqlite3-dev libjansson-dev libcriterion-dev pkg-config valgrind wrk \
 nginx-light chromium sqlite3 curl gnuplot-nox libcurl4-openssl-dev openssl strace"
+# nginx's echo module: the anchor of `make bench`'s POST /echo of 1 MiB
+PKGS="$PKGS libnginx-mod-http-echo"
 # the examples' reference programs (make test-examples)
 PKGS="$PKGS python3-gevent"
 # the deployment kit's tests (tests/deploy/test_kit.c): logrotate runs

@@ -525,4 +525,16 @@ fmt="%-17s | %12s %12s | %-17s | %-17s | %9s %9s | %6s %-8s %-4s\n"
 say "results:"
 tee -a "$T/report" <"$T/table"
 cp "$T/report" "$OUT"
-echo "(written to ${OUT#"$ROOT"/})"
+# The README's copy (scripts/readme_perf.sh puts it between its markers):
+# the run's date, machine and load, then the table as printed.
+{
+    echo "Measured by \`sh tests/bench/bench_http.sh\` (\`make bench\`) on $(date -u '+%Y-%m-%d'):"
+    echo "$(nproc) cores, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), kernel $(uname -r);"
+    echo "load average $(cut -d' ' -f1-3 /proc/loadavg) at the end. Servers on core $SERVER_CPU, wrk on core $CLIENT_CPU,"
+    echo "$DUR per run; CPU = utime+stime of the server's processes / requests."
+    echo
+    echo '```'
+    cat "$T/table"
+    echo '```'
+} >"${OUT%.txt}.md"
+echo "(written to ${OUT#"$ROOT"/} and ${OUT%.txt}.md)"
