@@ -68,7 +68,6 @@ struct co {
     void *wait_data;   /* per-wait payload (a channel's message) */
     int64_t deadline;  /* of the current wait */
     size_t dl_pos;     /* 1 + its slot in hub->dl_heap; 0: not there */
-    uint64_t dl_seq;   /* park order, for equal deadlines (deadline.c) */
     ev_io io;
     /* How it finished (co_fail, or ECANCELED), what runs then (co_link),
      * and co_wait_any's waiters for its end (wait.h nodes). */

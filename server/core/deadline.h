@@ -23,6 +23,13 @@
 struct hub;
 struct co;
 
+/* A heap entry: the key beside its coroutine (deadline.c says why). */
+struct dl_entry {
+    int64_t deadline;
+    uint64_t seq; /* park order */
+    struct co *co;
+};
+
 void deadline__hub_init(struct hub *hub);
 void deadline__hub_destroy(struct hub *hub);
 

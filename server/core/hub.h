@@ -41,7 +41,7 @@ struct hub {
 
     /* Coroutines parked with a deadline, a heap ordered by (deadline, park
      * order), and the one timer set for its top (deadline.c). */
-    struct co **dl_heap;
+    struct dl_entry *dl_heap; /* deadline.c's heap */
     size_t dl_len, dl_cap;
     uint64_t dl_seq;
     ev_timer dl_timer;
