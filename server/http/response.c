@@ -111,9 +111,6 @@ const char *response__reason(int status)
 
 /* The most iovecs one response write gathers (response_send_head's). */
 #define RESPONSE_IOV 8
-/* Responses up to this size are copied into one buffer and sent with one
- * send() rather than a writev of their pieces. */
-#define RESPONSE_GATHER 2048
 
 /* Waits until the client's socket takes bytes again. The write timeout
  * bounds each such wait, not the whole response (nginx's send_timeout): a
@@ -234,30 +231,9 @@ static int response_send(co_request_t *req, const struct iovec *iov, int n,
         win[0] = (struct iovec){c->held, c->held_len};
         mask <<= 1;
         wn++;
-        total += c->held_len;
         c->held_len = 0;
         if (c->co)
             c->co->before_wait = NULL;
-    }
-    if (wn > 1 && total <= RESPONSE_GATHER) {
-        /* A small response goes out as one contiguous send: the kernel's
-         * writev path (importing and walking the iovecs) costs more than
-         * copying a few hundred bytes here. A partial send goes on with
-         * the iovecs below. */
-        char flat[RESPONSE_GATHER];
-        size_t len = 0;
-        for (int i = 0; i < wn; i++) {
-            memcpy(flat + len, win[i].iov_base, win[i].iov_len);
-            len += win[i].iov_len;
-        }
-        ssize_t w = hook__libc.send(c->fd, flat, len, MSG_NOSIGNAL);
-        if (w > 0) {
-            wi = response_advance(res, win, wn, wi, mask, (size_t)w);
-            if (response_took(req, (size_t)w, wi < wn) < 0) {
-                res->failed = 1;
-                return -1;
-            }
-        }
     }
     while (wi < wn) {
         ssize_t w = hook__libc.writev(c->fd, win + wi, wn - wi);
