@@ -775,10 +775,11 @@ int co_ws_is_upgrade(const co_request_t *req);
  * order of preference, or NULL) that the client offers, accepts
  * permessage-deflate when offered (unless flags has CO_WS_NO_DEFLATE),
  * and sends the 101 answer with any headers set before by co_res_header.
- * The request's target and headers then move out of the connection's
- * read buffer (an idle WebSocket holds no buffer): co_req_* answer as
- * before, but strings co_req_target, co_req_query or co_req_header*
- * returned before the call are not valid after it; ask again.
+ * The request's head then moves into a compact copy (an idle WebSocket
+ * holds no read buffer and no header table): co_req_* answer as before,
+ * but strings co_req_target, co_req_query, co_req_path,
+ * co_req_path_info, co_req_header* or the remote address returned
+ * before the call are not valid after it; ask again.
  * Returns the WebSocket, which belongs to the server and lives until the
  * handler returns; or NULL with errno: EPROTO (not a valid handshake: a
  * 400, or a 426 naming version 13, is ready to go when the handler

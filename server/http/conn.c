@@ -42,7 +42,16 @@ static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
 static co_request_t *conn_req_get(struct http_server *srv)
 {
-    return bufpool__get(&srv->req_pool);
+    co_request_t *req = bufpool__get(&srv->req_pool);
+    if (!req)
+        return NULL;
+    req->store = bufpool__get(&srv->store_pool);
+    if (!req->store) {
+        bufpool__put(&srv->req_pool, req);
+        return NULL;
+    }
+    request__attach_store(req, req->store);
+    return req;
 }
 
 static void conn_req_put(struct http_server *srv, co_request_t *req)
@@ -52,6 +61,11 @@ static void conn_req_put(struct http_server *srv, co_request_t *req)
     req->res.out = NULL;
     req->owner = guard__none; /* a kept pointer's calls now abort */
     req->live = 0;
+    if (req->store)
+        bufpool__put(&srv->store_pool, req->store);
+    free(req->compact);
+    req->store = NULL;
+    req->compact = NULL;
     bufpool__put(&srv->req_pool, req);
 }
 

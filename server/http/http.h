@@ -163,7 +163,7 @@ struct co_request {
     size_t target_len;
     const char *path, *path_info, *query;
     const char *script_name;
-    struct http_header headers[HTTP_MAX_HEADERS_CAP];
+    struct http_header *headers; /* store->headers, or the compact copy */
     unsigned nheaders;
     uint8_t in_value; /* parser is inside a header value */
     uint8_t url_done;
@@ -193,6 +193,17 @@ struct co_request {
     struct co_response res;
     struct co_ws *ws; /* after co_ws_accept, until the handler returned */
     size_t arena_used;
+    char *arena;             /* store->arena, or the compact copy */
+    size_t arena_size;       /* HTTP_ARENA_SIZE, or the compact copy's */
+    struct req_store *store; /* pooled head storage; NULL once compacted */
+    void *compact;           /* a WebSocket's compact copy (malloc), or NULL */
+};
+
+/* The big part of a request record, pooled apart from it: an idle
+ * WebSocket gives it back (ws_handshake.c keeps a compact copy of what is
+ * used), the rest of the record stays small. */
+struct req_store {
+    struct http_header headers[HTTP_MAX_HEADERS_CAP];
     char arena[HTTP_ARENA_SIZE];
 };
 
@@ -258,7 +269,7 @@ struct http_server {
     struct list waiting;  /* waiting for a head (or closing), oldest first */
     int64_t evict_logged; /* when an eviction at the cap was last logged (ms) */
     unsigned evict_quiet; /* evictions since, not logged */
-    struct bufpool conn_pool, req_pool, buf_pool;
+    struct bufpool conn_pool, req_pool, store_pool, buf_pool;
     /* the access log: lines gather here and go out once per loop turn */
     char *log_buf;
     size_t log_len;

@@ -11,9 +11,18 @@
 #include "http/http.h"
 #include "http/request.h"
 
+void request__attach_store(co_request_t *req, struct req_store *store)
+{
+    req->store = store;
+    req->headers = store->headers;
+    req->arena = store->arena;
+    req->arena_size = HTTP_ARENA_SIZE;
+    req->compact = NULL;
+}
+
 char *request__arena_strdup(co_request_t *req, const char *s, size_t len)
 {
-    if (req->arena_used + req->res.hdr_len + len + 1 > HTTP_ARENA_SIZE)
+    if (req->arena_used + req->res.hdr_len + len + 1 > req->arena_size)
         return NULL;
     char *out = req->arena + req->arena_used;
     memcpy(out, s, len);

@@ -9,6 +9,10 @@
 
 #include "http/http.h"
 
+/* Points req's header table and arena into store (a pooled struct
+ * req_store, or the unit tests' own). */
+void request__attach_store(co_request_t *req, struct req_store *store);
+
 /* Copies s (len bytes) into the request's arena, NUL-terminated; NULL when
  * the arena is full. */
 char *request__arena_strdup(co_request_t *req, const char *s, size_t len);

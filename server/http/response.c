@@ -403,7 +403,7 @@ static int response_send_head(co_request_t *req, int64_t length,
     int k = 0;
     iov[k++] = (struct iovec){head, (size_t)n};
     if (res->hdr_len)
-        iov[k++] = (struct iovec){req->arena + HTTP_ARENA_SIZE - res->hdr_len,
+        iov[k++] = (struct iovec){req->arena + req->arena_size - res->hdr_len,
                                   res->hdr_len};
     iov[k++] = (struct iovec){"\r\n", 2};
     unsigned body = 0;
@@ -476,14 +476,14 @@ static int response_add_header(co_request_t *req, const char *name,
     /* App header lines grow down from the arena's end; request strings grow
      * up from its start. */
     size_t nl = strlen(name), vl = strlen(value), need = nl + vl + 4;
-    if (req->arena_used + res->hdr_len + need > HTTP_ARENA_SIZE) {
+    if (req->arena_used + res->hdr_len + need > req->arena_size) {
         errno = ENOSPC;
         return -1;
     }
-    char *end = req->arena + HTTP_ARENA_SIZE - res->hdr_len;
+    char *end = req->arena + req->arena_size - res->hdr_len;
     /* keep the order the app added them: move the existing text down */
     memmove(end - need, end, res->hdr_len);
-    char *p = req->arena + HTTP_ARENA_SIZE - need;
+    char *p = req->arena + req->arena_size - need;
     memcpy(p, name, nl);
     memcpy(p + nl, ": ", 2);
     memcpy(p + nl + 2, value, vl);

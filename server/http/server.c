@@ -56,6 +56,7 @@ static void server_pool_trim_cb(struct ev_loop *loop, ev_timer *w, int revents)
     struct http_server *srv = list_entry(w, struct http_server, pool_trim);
     size_t freed = bufpool__trim(&srv->conn_pool) +
                    bufpool__trim(&srv->req_pool) +
+                   bufpool__trim(&srv->store_pool) +
                    bufpool__trim(&srv->buf_pool);
     freed += coro__trim(srv->hub);
 #ifdef __GLIBC__
@@ -260,6 +261,7 @@ void http__server_init(struct http_server *srv, const struct http_config *cfg,
     list_init(&srv->waiting);
     bufpool__init(&srv->conn_pool, sizeof(struct conn));
     bufpool__init(&srv->req_pool, sizeof(co_request_t));
+    bufpool__init(&srv->store_pool, sizeof(struct req_store));
     bufpool__init(&srv->buf_pool, HTTP_BUF_SIZE);
     srv->evict_logged = co_now() - 1000;
     srv->stop_event = co_event_new();
@@ -286,6 +288,7 @@ void http__server_fini(struct http_server *srv)
     ev_timer_stop(srv->hub->loop, &srv->pool_trim);
     bufpool__free(&srv->conn_pool, (size_t)-1);
     bufpool__free(&srv->req_pool, (size_t)-1);
+    bufpool__free(&srv->store_pool, (size_t)-1);
     bufpool__free(&srv->buf_pool, (size_t)-1);
     co_event_free(srv->stop_event);
     srv->stop_event = NULL;

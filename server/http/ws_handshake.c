@@ -77,7 +77,7 @@ int ws_handshake__switch(co_request_t *req, const char *protocol,
     }
     struct iovec iov[3] = {
         {head, (size_t)n},
-        {req->arena + HTTP_ARENA_SIZE - res->hdr_len, res->hdr_len},
+        {req->arena + req->arena_size - res->hdr_len, res->hdr_len},
         {"\r\n", 2}};
     res->status = 101;
     res->started = 1;
@@ -237,6 +237,50 @@ static void ws_head_move(co_request_t *req)
     c->len = c->pos = c->head_end = 0;
 }
 
+#define WS_REBASE(p, lo, hi, d)                                                \
+    do {                                                                       \
+        if (ws_within((const char *)(p), lo, hi))                              \
+            (p) += (d);                                                        \
+    } while (0)
+
+/* Gives the request's big store (header table and arena, 14 KiB) back to
+ * its pool, keeping a copy of only what is used: an idle WebSocket then
+ * holds a few hundred bytes of head instead of two resident pages. Every
+ * slice into the arena moves with it; the app's strings from before
+ * co_ws_accept do not (coserve.h says so). Without memory, nothing moves. */
+static void ws_compact(co_request_t *req)
+{
+    if (!req->store)
+        return;
+    size_t hsz = req->nheaders * sizeof(struct http_header);
+    size_t asz = req->arena_used + 256; /* room for strings formatted later */
+    char *blk = malloc(hsz + asz);
+    if (!blk)
+        return;
+    struct http_header *h = (struct http_header *)blk;
+    memcpy(h, req->headers, hsz);
+    char *arena = blk + hsz;
+    memcpy(arena, req->arena, req->arena_used);
+    const char *lo = req->arena, *hi = req->arena + req->arena_used;
+    ptrdiff_t d = arena - req->arena;
+    WS_REBASE(req->target, lo, hi, d);
+    WS_REBASE(req->query, lo, hi, d);
+    WS_REBASE(req->path, lo, hi, d);
+    WS_REBASE(req->path_info, lo, hi, d);
+    WS_REBASE(req->remote_text, lo, hi, d);
+    for (unsigned i = 0; i < req->nheaders; i++) {
+        WS_REBASE(h[i].name, lo, hi, d);
+        WS_REBASE(h[i].value, lo, hi, d);
+    }
+    req->res.hdr_len = 0; /* the 101 is out: its header lines are done */
+    req->headers = h;
+    req->arena = arena;
+    req->arena_size = asz;
+    req->compact = blk;
+    bufpool__put(&req->conn->srv->store_pool, req->store);
+    req->store = NULL;
+}
+
 /* The limits a new WebSocket starts with: the server's flags, else the
  * defaults (a config left zeroed, as the fuzzer's, gets the defaults). */
 static void ws_limits(co_ws_t *ws, const struct http_config *cfg)
@@ -319,6 +363,7 @@ co_ws_t *co_ws_accept(co_request_t *req, co_response_t *res,
         c->pos = c->len;
     }
     ws_head_move(req);
+    ws_compact(req);
     ws_stack_trim();
     return ws;
 }

@@ -17,6 +17,7 @@
 static struct http_server body_srv;
 static struct conn body_conn;
 static co_request_t body_req;
+static struct req_store body_store;
 static char body_out[64 * 1024];
 static size_t body_len; /* decoded bytes in body_out */
 
@@ -28,6 +29,7 @@ static void body_reset(void)
     memset(&body_conn, 0, sizeof body_conn);
     memset(&body_req, 0, sizeof body_req);
     body_conn.srv = &body_srv;
+    request__attach_store(&body_req, &body_store);
     body_req.conn = &body_conn;
     body_req.body_mode = BODY_CHUNKED;
     body_len = 0;

@@ -16,6 +16,7 @@
 static struct http_server fwd_srv;
 static struct conn fwd_conn;
 static co_request_t fwd_req;
+static struct req_store fwd_store;
 
 /* Parses spec into a fresh configuration; forwarded__parse's answer. */
 static int fwd_parse(const char *spec)
@@ -48,6 +49,7 @@ static co_request_t *fwd_request(const char *peer, const char *xff,
 {
     fwd_trusts(peer);
     memset(&fwd_req, 0, sizeof fwd_req);
+    request__attach_store(&fwd_req, &fwd_store);
     fwd_req.conn = &fwd_conn;
     if (xff)
         fwd_req.headers[fwd_req.nheaders++] = (struct http_header){

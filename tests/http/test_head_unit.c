@@ -15,6 +15,7 @@
 static struct http_server head_srv;
 static struct conn head_conn;
 static co_request_t head_req;
+static struct req_store head_store;
 static char head_buf[HTTP_BUF_SIZE];
 
 /* Parses len bytes of text as a head; returns head__parse's answer (1
@@ -29,6 +30,7 @@ static int head_try_n(const char *text, size_t len)
     head_conn.buf = head_buf;
     head_conn.len = (uint32_t)len;
     memcpy(head_buf, text, len);
+    request__attach_store(&head_req, &head_store);
     head_req.conn = &head_conn;
     head_req.res.status = 200;
     head_req.version = 11;
