@@ -101,6 +101,16 @@ static void hub_run_ready(struct hub *hub)
     }
 }
 
+int64_t hub__now(struct hub *hub)
+{
+    unsigned turn = ev_iteration(hub->loop);
+    if (turn != hub->turn_polled || !hub->turn_now) {
+        hub->turn_polled = turn;
+        hub->turn_now = co_now();
+    }
+    return hub->turn_now;
+}
+
 void hub__run(struct hub *hub, int (*done)(struct hub *, void *), void *arg)
 {
     for (;;) {

@@ -38,6 +38,8 @@ struct hub {
     struct stack_pool stacks;
     struct co *free_cos; /* recycled coroutine structs */
     uint64_t next_id;
+    int64_t turn_now; /* hub__now's reading, and the loop turn of it */
+    unsigned turn_polled;
 
     /* Coroutines parked with a deadline, a heap ordered by (deadline, park
      * order), and the one timer set for its top (deadline.c). */
@@ -99,6 +101,12 @@ void hub__run(struct hub *hub, int (*done)(struct hub *, void *), void *arg);
 
 /* Resumes co (which must be ready) until it waits, yields or finishes. */
 void hub__resume(struct hub *hub, struct co *co);
+
+/* co_now() as read once per loop turn: what a timeout that may start up
+ * to one turn early is set from (libev's ev_now makes the same trade). A
+ * kept-alive request set its connection's timer twice, and the two clock
+ * reads were 7% of the worker's user time at 100 connections. */
+int64_t hub__now(struct hub *hub);
 
 /* The calling thread's hub; aborts naming `call` if the thread has none
  * (an offload thread, or a plain thread using the cooperative API). */

@@ -127,7 +127,7 @@ static void conn_timer_set(struct conn *c, int64_t ms)
         c->due = 0;
         return;
     }
-    int64_t now = co_now();
+    int64_t now = hub__now(c->srv->hub);
     c->due = now + ms;
     if (ev_is_active(&c->timer) && c->fires <= c->due)
         return; /* it fires first, and re-arms */
