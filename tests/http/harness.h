@@ -521,6 +521,39 @@ static inline int h_alive(void)
 }
 
 /* Stops the server with SIGTERM and asserts it exits with status 0. */
+/* The pid of the master's one worker (its only child: --workers 1). */
+static inline pid_t h_only_worker(void)
+{
+    char path[64], buf[64] = "";
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", h_srv.pid,
+             h_srv.pid);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+    cr_assert_not_null(fgets(buf, sizeof buf, f));
+    fclose(f);
+    pid_t pid = (pid_t)atoi(buf);
+    cr_assert_gt(pid, 0);
+    return pid;
+}
+
+/* A number from /proc/PID/FILE: the first line that matches format (a
+ * scanf format with one %ld, e.g. "VmRSS: %ld kB" in status). */
+static inline long h_proc_number(pid_t pid, const char *file,
+                                 const char *format)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, file);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+    long n = -1;
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f))
+        found = sscanf(line, format, &n) == 1;
+    fclose(f);
+    cr_assert(found, "no \"%s\" in %s", format, path);
+    return n;
+}
+
 static inline void h_stop(void)
 {
     cr_assert(h_srv.pid > 0, "no server running");
@@ -548,9 +581,9 @@ static inline void h_stop(void)
     cr_assert(WIFEXITED(status), "the server died of signal %d (stderr above)",
               WIFSIGNALED(status) ? WTERMSIG(status) : -1);
     cr_assert(h_exit_ok(status, h_srv.err_path),
-                 "the server exited with status %d, not 0 (a sanitizer "
-                 "report?); its stderr is above",
-                 WEXITSTATUS(status));
+              "the server exited with status %d, not 0 (a sanitizer "
+              "report?); its stderr is above",
+              WEXITSTATUS(status));
     /* The master exits 0 whatever its workers did: a worker's sanitizer
      * report or crash shows only in the log. */
     const char *bad = h_log_problem();

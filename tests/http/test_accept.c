@@ -12,21 +12,6 @@
 
 TestSuite(accept, .init = h_setup, .fini = h_teardown, .timeout = 60);
 
-/* The pid of the master's one worker (its only child). */
-static pid_t only_worker(void)
-{
-    char path[64], buf[64] = "";
-    snprintf(path, sizeof path, "/proc/%d/task/%d/children", h_srv.pid,
-             h_srv.pid);
-    FILE *f = fopen(path, "r");
-    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
-    cr_assert_not_null(fgets(buf, sizeof buf, f));
-    fclose(f);
-    pid_t pid = (pid_t)atoi(buf);
-    cr_assert_gt(pid, 0);
-    return pid;
-}
-
 static int open_fds(pid_t pid)
 {
     char path[64];
@@ -47,7 +32,7 @@ Test(accept, out_of_fds_pauses_accepting_logs_rarely_and_recovers)
 {
     h_raise_nofile(4096);
     h_start(H_ARGS("--workers", "1", "--header-timeout", "30s"));
-    pid_t worker = only_worker();
+    pid_t worker = h_only_worker();
     int have = open_fds(worker);
     struct rlimit rl = {.rlim_cur = (rlim_t)have + 8,
                         .rlim_max = (rlim_t)have + 8};

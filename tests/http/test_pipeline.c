@@ -16,34 +16,10 @@ TestSuite(pipeline, .init = h_setup, .fini = h_teardown, .timeout = 90);
 #define HELLO "Hello, World!\n"
 #define GET_HELLO "GET /hello HTTP/1.1\r\nHost: test\r\n\r\n"
 
-static pid_t only_worker(void)
-{
-    char path[64], buf[64] = "";
-    snprintf(path, sizeof path, "/proc/%d/task/%d/children", h_srv.pid,
-             h_srv.pid);
-    FILE *f = fopen(path, "r");
-    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
-    cr_assert_not_null(fgets(buf, sizeof buf, f));
-    fclose(f);
-    pid_t pid = (pid_t)atoi(buf);
-    cr_assert_gt(pid, 0);
-    return pid;
-}
-
 /* Write system calls the process made so far (every thread). */
 static long write_calls(pid_t pid)
 {
-    char path[64], line[128];
-    snprintf(path, sizeof path, "/proc/%d/io", pid);
-    FILE *f = fopen(path, "r");
-    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
-    long n = -1;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "syscw: %ld", &n) == 1)
-            break;
-    fclose(f);
-    cr_assert_geq(n, 0, "no syscw in %s", path);
-    return n;
+    return h_proc_number(pid, "io", "syscw: %ld");
 }
 
 static void assert_hello(const struct h_resp *r, int i)
@@ -55,7 +31,7 @@ static void assert_hello(const struct h_resp *r, int i)
 Test(pipeline, sixteen_requests_in_one_read_get_one_write)
 {
     h_start(H_ARGS("--workers", "1", "--access-log", "off"));
-    pid_t worker = only_worker();
+    pid_t worker = h_only_worker();
     struct h_conn *c = h_connect();
     /* warm up: the connection's first request, alone */
     h_sends(c, GET_HELLO);

@@ -11,35 +11,10 @@
 
 TestSuite(slowloris, .init = h_setup, .fini = h_teardown, .timeout = 90);
 
-/* The pid of the master's one worker (its only child). */
-static pid_t only_worker(void)
-{
-    char path[64], buf[64] = "";
-    snprintf(path, sizeof path, "/proc/%d/task/%d/children", h_srv.pid,
-             h_srv.pid);
-    FILE *f = fopen(path, "r");
-    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
-    cr_assert_not_null(fgets(buf, sizeof buf, f));
-    fclose(f);
-    pid_t pid = (pid_t)atoi(buf);
-    cr_assert_gt(pid, 0);
-    return pid;
-}
-
 /* Resident memory of a process, in KiB. */
 static long rss_kib(pid_t pid)
 {
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", pid);
-    FILE *f = fopen(path, "r");
-    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
-    long kib = -1;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-            break;
-    fclose(f);
-    cr_assert_gt(kib, 0, "no VmRSS in %s", path);
-    return kib;
+    return h_proc_number(pid, "status", "VmRSS: %ld kB");
 }
 
 #define SLOW_HEAD "GET /hello HTTP/1.1\r\nHost: t\r\nX-Slow: a"
@@ -55,7 +30,7 @@ Test(slowloris, memory_taken_by_a_crowd_of_slow_clients_is_given_back)
     h_raise_nofile(CROWD + 256);
     h_start(H_ARGS("--workers", "1", "--header-timeout", "60s", "--access-log",
                    "off"));
-    pid_t worker = only_worker();
+    pid_t worker = h_only_worker();
     for (int i = 0; i < 50; i++) /* warm: pools and caches at their usual */
         h_assert_serving();
     long base = rss_kib(worker);
