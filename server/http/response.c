@@ -257,29 +257,17 @@ static int response_send(co_request_t *req, const struct iovec *iov, int n,
 
 int response__flush(struct conn *c)
 {
-    struct http_server *srv = c->srv;
     struct co *self = coro__self("response__flush");
     if (self->before_wait == response_held_cb)
         self->before_wait = NULL;
-    uint32_t off = 0;
-    while (off < c->held_len) {
-        ssize_t w = hook__libc.write(c->fd, c->held + off, c->held_len - off);
-        if (w > 0) {
-            off += (uint32_t)w;
-            if (srv->stats)
-                stats__add(&srv->stats->bytes_out, (uint64_t)w);
-            continue;
-        }
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
-            fdio__wait(self, c->fd, CO_WRITABLE,
-                       co_deadline(srv->cfg.limits.write_timeout_ms)) == 0)
-            continue;
-        c->held_len = 0;
-        return -1;
-    }
+    uint32_t n = c->held_len;
     c->held_len = 0;
+    /* a batch is at most 16 KiB: the write timeout bounds it whole */
+    if (co_write_all(c->fd, c->held, n,
+                     co_deadline(c->srv->cfg.limits.write_timeout_ms)) < 0)
+        return -1;
+    if (c->srv->stats)
+        stats__add(&c->srv->stats->bytes_out, n);
     return 0;
 }
 
