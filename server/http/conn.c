@@ -21,6 +21,7 @@
 
 #include "core/log.h"
 #include "core/coro.h"
+#include "core/hook_libc.h"
 #include "core/hub.h"
 #include "http/accesslog.h"
 #include "http/body.h"
@@ -694,7 +695,8 @@ static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
         conn__close(c);
         return;
     }
-    ssize_t r = read(c->fd, c->buf + c->len, HTTP_BUF_SIZE - c->len);
+    ssize_t r =
+        hook__libc.recv(c->fd, c->buf + c->len, HTTP_BUF_SIZE - c->len, 0);
     if (r <= 0) {
         if (r < 0 && (errno == EAGAIN || errno == EINTR))
             return;
