@@ -13,7 +13,7 @@
 # echo_request_body) and GET of a 100 MiB static file (both sendfile): MB/s
 # and CPU per MB. The waiting path: 1,000 connections on /sleep?ms=1000
 # (coserve only), CPU per request and requests/s over a steady 10 s window
-# (responses counted by the worker's write calls, /proc/PID/io syscw).
+# (responses counted as the data segments its sockets sent, ss -i).
 # Then idle keep-alive memory: RSS growth per connection with 10,000 idle
 # keep-alive connections open. Results also go to build/bench/http.txt, and
 # a markdown copy to build/bench/http.md (scripts/readme_perf.sh puts it in
@@ -268,8 +268,9 @@ run_one() {
 # and the 1,000 requests cut at its end, so the window is measured
 # instead: CPU time of the server's processes, in ns from each thread's
 # /proc/PID/task/TID/schedstat (at ~1% of a core, clock ticks are too
-# coarse), and responses as the worker's write calls (/proc/PID/io syscw:
-# one writev per response here, the access log is off). Writes
+# coarse), and responses as the data segments the server's sockets sent
+# (ss -i data_segs_out, summed over its kept-alive connections: one
+# segment per response here, whatever call wrote it). Writes
 # "cpu_us_per_req req_per_s" to $T/sleep.
 SLEEP_WINDOW=10
 cpu_ns() { # $1 = main pid -> ns on CPU of all its processes' threads
@@ -277,19 +278,23 @@ cpu_ns() { # $1 = main pid -> ns on CPU of all its processes' threads
         cat /proc/"$p"/task/*/schedstat 2>/dev/null
     done | awk '{ s += $1 } END { printf "%.0f\n", s }'
 }
+segments_out() { # $1 = port -> data segments its connections sent so far
+    ss -tniH state established "( sport = :$1 )" |
+        grep -o 'data_segs_out:[0-9]*' | awk -F: '{ s += $2 } END { print s + 0 }'
+}
 sleep_window() { # $1 = main pid, $2 = base url
-    pid=$1 worker=$(pgrep -P "$1" | head -1)
+    pid=$1 port=${2##*:}
     echo "  sleep: 1000 connections, /sleep?ms=1000, ${SLEEP_WINDOW}s window" >&2
     taskset -c $CLIENT_CPU wrk -t1 -c1000 -d$((SLEEP_WINDOW + 8))s --timeout 5s \
         "$2/sleep?ms=1000" >"$T/wrk.coserve.sleep" 2>&1 &
     wp=$!
     sleep 4
     c0=$(cpu_ns "$pid")
-    w0=$(awk '/^syscw:/ { print $2 }' /proc/"$worker"/io)
+    w0=$(segments_out "$port")
     t0=$(date +%s.%N)
     sleep $SLEEP_WINDOW
     c1=$(cpu_ns "$pid")
-    w1=$(awk '/^syscw:/ { print $2 }' /proc/"$worker"/io)
+    w1=$(segments_out "$port")
     t1=$(date +%s.%N)
     wait $wp
     awk -v c="$((c1 - c0))" -v n="$((w1 - w0))" -v t0="$t0" -v t1="$t1" \
