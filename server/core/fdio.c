@@ -47,6 +47,31 @@ static void fdio_ready_cb(struct ev_loop *loop, ev_io *w, int revents)
     coro__wake(list_entry(w, struct co, io), 0);
 }
 
+/* ev_io_set marks the watcher so that libev registers its fd with epoll
+ * again at the next poll, in case the number now names another file:
+ * EPOLL_CTL_ADD, answered EEXIST when it is the same one, a wasted system
+ * call per wait (a WebSocket echo made one per message). The hooks' table
+ * knows when the number changed file (gen, bumped by every hooked close
+ * and every fd a hooked call makes), so only the first watcher on a loop
+ * after such a change needs the mark; the others set fd and events as
+ * ev_io_set does, without it. Without the hooks nothing counts closes:
+ * always the mark. (An fd closed behind the hooks, by a raw system call,
+ * and its number reused within one loop turn, would go unseen.) */
+void fdio__io_set(struct ev_loop *loop, ev_io *io, int fd, int mask)
+{
+    struct hook_fd *e = hook__enabled ? hook__fd_slot(fd) : NULL;
+    if (e && e->set_loop == loop && e->set_gen == e->gen) {
+        io->fd = fd;
+        io->events = mask;
+        return;
+    }
+    ev_io_set(io, fd, mask);
+    if (e) {
+        e->set_loop = loop;
+        e->set_gen = e->gen;
+    }
+}
+
 int fdio__wait(struct co *self, int fd, int events, int64_t deadline)
 {
     if (coro__cancel_pending(self)) {
@@ -60,7 +85,7 @@ int fdio__wait(struct co *self, int fd, int events, int64_t deadline)
         return -1;
     }
     ev_set_cb(&self->io, fdio_ready_cb);
-    ev_io_set(&self->io, fd, mask);
+    fdio__io_set(self->hub->loop, &self->io, fd, mask);
     ev_io_start(self->hub->loop, &self->io);
     /* On the fd's waiter list, a close() of the fd wakes us with EBADF
      * (hook__fd_forget); coro__wake unlinks us either way. */

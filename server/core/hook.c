@@ -194,6 +194,7 @@ void hook__fd_new(int fd, unsigned flags)
         return;
     e->flags = (uint8_t)(flags | HOOK_FD_KNOWN);
     e->rcv_ms = e->snd_ms = 0;
+    e->gen++;
 }
 
 void hook__fd_copy(int from, int to)
@@ -203,6 +204,7 @@ void hook__fd_copy(int from, int to)
         return;
     if (src && (src->flags & HOOK_FD_KNOWN))
         src->flags |= HOOK_FD_SHARED;
+    dst->gen++;
     dst->flags = src ? src->flags : 0;
     dst->rcv_ms = src ? src->rcv_ms : 0;
     dst->snd_ms = src ? src->snd_ms : 0;
@@ -214,6 +216,7 @@ void hook__fd_forget(int fd)
     if (!e)
         return;
     e->flags = 0;
+    e->gen++;
     /* Only this thread's coroutines can be woken from here; an fd is
      * waited on by the hub that uses it. Their watchers stop now, while
      * the fd is still open, as libev requires. */

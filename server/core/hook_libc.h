@@ -6,6 +6,7 @@
 #ifndef COSERVE_CORE_HOOK_LIBC_H
 #define COSERVE_CORE_HOOK_LIBC_H
 
+#include <ev.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdint.h>
@@ -84,6 +85,11 @@ extern struct hook_libc hook__libc;
 
 struct hook_fd {
     uint8_t flags;
+    /* Bumped when a hooked call closes or makes this fd number; set_gen
+     * and set_loop say which file with the number the loop last heard of
+     * (fdio__io_set). */
+    uint32_t gen, set_gen;
+    struct ev_loop *set_loop;
     int32_t rcv_ms, snd_ms; /* SO_RCVTIMEO / SO_SNDTIMEO; 0 = none */
     struct list waiters;    /* coroutines of this thread's hub waiting */
 };
@@ -131,5 +137,10 @@ int hook__wait(struct co *co, int fd, int events, int32_t timeout_ms);
 /* The calling coroutine's wait on fd (fdio.c): links co on the fd's
  * waiters so a close wakes it with EBADF. */
 int fdio__wait(struct co *self, int fd, int events, int64_t deadline);
+
+/* ev_io_set(io, fd, mask) for a watcher about to start on loop, but
+ * asking libev to register fd with epoll afresh only if loop has not
+ * heard of this file with the number yet (fdio.c says why). */
+void fdio__io_set(struct ev_loop *loop, ev_io *io, int fd, int mask);
 
 #endif

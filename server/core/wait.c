@@ -155,9 +155,10 @@ static void wait_arm(struct co *self, struct co_waitable *w, size_t n,
             watchers = chan__watchers(w[i].chan);
             break;
         case CO_WAIT_FD:
-            ev_io_init(&nd->io, wait_fd_cb, w[i].fd,
-                       ((w[i].events & CO_READABLE) ? EV_READ : 0) |
-                           ((w[i].events & CO_WRITABLE) ? EV_WRITE : 0));
+            ev_init(&nd->io, wait_fd_cb);
+            fdio__io_set(self->hub->loop, &nd->io, w[i].fd,
+                         ((w[i].events & CO_READABLE) ? EV_READ : 0) |
+                             ((w[i].events & CO_WRITABLE) ? EV_WRITE : 0));
             ev_io_start(self->hub->loop, &nd->io);
             break;
         }
@@ -178,6 +179,12 @@ static void wait_disarm(struct co *self, struct co_waitable *w, size_t n,
 }
 
 int co_wait_any(struct co_waitable *w, size_t n, int64_t deadline)
+{
+    return wait__any(w, n, deadline, 0);
+}
+
+int wait__any(struct co_waitable *w, size_t n, int64_t deadline,
+              int fds_not_ready)
 {
     struct co *self = coro__self("co_wait_any");
     size_t active = 0, nfds = 0;
@@ -206,7 +213,7 @@ int co_wait_any(struct co_waitable *w, size_t n, int64_t deadline)
     for (size_t i = 0; i < n; i++)
         nodes[i].fired = 0;
     int found = -1;
-    if (nfds && wait_poll_fds(w, n, nodes, nfds) < 0)
+    if (nfds && !fds_not_ready && wait_poll_fds(w, n, nodes, nfds) < 0)
         goto out;
     found = wait_scan(w, n, nodes, -1);
     if (found < 0) {

@@ -34,6 +34,11 @@ struct wait_node {
     ev_io io;         /* fds only */
 };
 
+/* co_wait_any, for a caller whose fds all just answered EAGAIN: then
+ * their poll() pass before parking is skipped (fds_not_ready non-zero). */
+int wait__any(struct co_waitable *w, size_t n, int64_t deadline,
+              int fds_not_ready);
+
 /* Wakes the coroutine of every node on watchers (they check again). */
 void wait__notify(struct list *watchers);
 

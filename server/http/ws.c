@@ -17,6 +17,7 @@
 
 #include "core/coro.h"
 #include "core/hook_libc.h"
+#include "core/wait.h"
 #include "core/log.h"
 #include "core/hub.h"
 #include "http/bufpool.h"
@@ -210,7 +211,7 @@ static int ws_wait_readable(co_ws_t *ws, int64_t deadline)
             {.kind = CO_WAIT_FD, .events = CO_READABLE, .fd = ws->fd},
             {.kind = stop && !ws->going ? CO_WAIT_EVENT : CO_WAIT_NONE,
              .event = stop}};
-        int r = co_wait_any(w, 2, wake);
+        int r = wait__any(w, 2, wake, 1); /* the read said EAGAIN */
         if (r == 0)
             return 0;
         if (r == 1)
