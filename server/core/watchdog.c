@@ -422,9 +422,9 @@ static void watchdog_report_timeout(struct watchdog_hub *w, uint64_t beat,
 /* One look at one hub: a beat unchanged and even for the threshold is a
  * blocked episode, reported once (rate-limited); a change ends it. Past
  * --timeout, a published hub gets its last report. */
-static void watchdog_check(struct watchdog_hub *w, int64_t now)
+static void watchdog_check(struct watchdog_hub *w, int64_t now,
+                           uint64_t beat)
 {
-    uint64_t beat = __atomic_load_n(w->beatp, __ATOMIC_RELAXED);
     if (beat != w->seen_beat || (beat & 1)) {
         if (w->episode == EPISODE_LOGGED)
             log_warn("hub unblocked after %lld ms: %s",
@@ -461,9 +461,9 @@ static void watchdog_check(struct watchdog_hub *w, int64_t now)
     w->quiet = 0;
 }
 
-/* Two looks per threshold (a block is seen between 1 and 1.5 thresholds
- * after it began; gevent's monitor looks once: 1 to 2), and a few per
- * timeout. Each look wakes this thread, and a wakeup costs: on this VM
+/* Two looks per threshold while a hub is awake (a block is seen 1 to 1.5
+ * thresholds after it began, or up to 2 if it began while every hub
+ * slept; gevent's monitor looks once: 1 to 2), and a few per timeout. Each look wakes this thread, and a wakeup costs: on this VM
  * about 50 us of CPU, 2 ms per second at four looks per 100 ms, which at
  * 1,000 waiting requests per second was 2.2 of their 16 us each. */
 static int64_t watchdog_tick_ms(void)
@@ -726,11 +726,18 @@ static void *watchdog_main(void *arg)
 {
     (void)arg;
     watchdog_own_fds();
+    int all_asleep = 0;
     pthread_mutex_lock(&watchdog.lock);
     while (!watchdog.stop) {
         pthread_mutex_unlock(&watchdog.lock);
+        /* Hubs all asleep in their poll at the last look: none can have
+         * been blocked for long by the next, so it can wait twice as long
+         * (a block that begins just after is still seen, within 2
+         * thresholds, as gevent's monitor sees one). A waiting server
+         * wakes this thread half as often. */
+        int64_t tick = watchdog_tick_ms() * (all_asleep ? 2 : 1);
         struct pollfd p = {.fd = watchdog.wake_fd, .events = POLLIN};
-        if (poll(&p, 1, (int)watchdog_tick_ms()) > 0) {
+        if (poll(&p, 1, (int)tick) > 0) {
             uint64_t v;
             ssize_t r = read(watchdog.wake_fd, &v, sizeof v);
             (void)r;
@@ -740,8 +747,12 @@ static void *watchdog_main(void *arg)
         if (watchdog.stop)
             break;
         int64_t now = co_now();
-        for (struct watchdog_hub *w = watchdog.hubs; w; w = w->next)
-            watchdog_check(w, now);
+        all_asleep = 1;
+        for (struct watchdog_hub *w = watchdog.hubs; w; w = w->next) {
+            uint64_t beat = __atomic_load_n(w->beatp, __ATOMIC_RELAXED);
+            all_asleep &= (int)(beat & 1);
+            watchdog_check(w, now, beat);
+        }
     }
     pthread_mutex_unlock(&watchdog.lock);
     return NULL;

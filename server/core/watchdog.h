@@ -10,8 +10,9 @@
  * (an ev_prepare / ev_check pair). An odd value means "asleep in the poll",
  * which is not blocking. One watchdog thread per process samples every
  * hub's counter twice per threshold; a value that stays even and
- * unchanged past the threshold is a blocked episode (seen 1 to 1.5
- * thresholds after it began). The thread has an fd table of its own,
+ * unchanged past the threshold is a blocked episode (seen 1 to 2
+ * thresholds after it began: looks are half as frequent while every
+ * hub sleeps in its poll). The thread has an fd table of its own,
  * holding its eventfd and log__fd only: log__fd must be set before the
  * first hub is created. The watchdog then
  * signals the hub's thread (SIGURG, on the alternate signal stack

@@ -197,14 +197,14 @@ Test(watchdog, the_threshold_flag_sets_the_limit)
 {
     start_spin(H_ARGS("--block-threshold", "1s"));
     get("/spin/cpu?ms=300");  /* under the threshold */
-    get("/spin/cpu?ms=2000"); /* over it, by more than a look's period */
+    get("/spin/cpu?ms=2500"); /* over it, by more than two looks' period */
     h_stop();
     cr_assert_eq(count_warnings_for("GET /spin/cpu?ms=300"), 0, "stderr:\n%s",
                  h_stderr_tail(4000));
-    cr_assert_eq(count_warnings_for("GET /spin/cpu?ms=2000"), 1, "stderr:\n%s",
+    cr_assert_eq(count_warnings_for("GET /spin/cpu?ms=2500"), 1, "stderr:\n%s",
                  h_stderr_tail(4000));
-    assert_warning("GET /spin/cpu?ms=2000", "spin_busy_loop+");
-    char *w = warning_for("GET /spin/cpu?ms=2000");
+    assert_warning("GET /spin/cpu?ms=2500", "spin_busy_loop+");
+    char *w = warning_for("GET /spin/cpu?ms=2500");
     cr_assert_not_null(strstr(w, "(threshold 1000 ms)"), "%s", w);
     free(w);
 }
