@@ -19,7 +19,13 @@
 # a markdown copy to build/bench/http.md (scripts/readme_perf.sh puts it in
 # the README).
 #
-# Environment knobs: BENCH_DURATION (10s), BENCH_IDLE_CONNS (10000).
+# Each scenario runs BENCH_ROUNDS times on each server, the order of the
+# two flipped every round; its line shows the round with the median CPU
+# ratio, and the verdict is that median: single 10 s runs on this VM moved
+# a ratio by up to 0.2 between runs minutes apart.
+#
+# Environment knobs: BENCH_DURATION (5s per run), BENCH_ROUNDS (3),
+# BENCH_IDLE_CONNS (10000).
 # Needs: wrk, nginx, python3, taskset, curl; 2+ cores.
 set -u
 
@@ -29,7 +35,8 @@ COSERVE=$ROOT/build/coserve
 APPS=$ROOT/build/apps
 WWW=$ROOT/www
 OUT=$ROOT/build/bench/http.txt
-DUR=${BENCH_DURATION:-10s}
+DUR=${BENCH_DURATION:-5s}
+ROUNDS=${BENCH_ROUNDS:-3}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
 SERVER_CPU=0
 CLIENT_CPU=1
@@ -400,10 +407,11 @@ say ""
 CS_ERR=$T/coserve.stderr
 : >"$CS_ERR"
 
-# Both servers run; the scenarios alternate between them (coserve, then
-# nginx, for each) so that drifting background load hits both alike. Only
-# the one wrk is aimed at carries load.
-echo "throughput runs ($DUR each):" >&2
+# Both servers run; the scenarios alternate between them (coserve then
+# nginx in odd rounds, nginx then coserve in even ones) so that drifting
+# background load hits both alike. Only the one wrk is aimed at carries
+# load.
+echo "throughput runs ($DUR each, $ROUNDS rounds):" >&2
 CS_PORT=$(free_port)
 start_coserve "$CS_PORT" "$CS_ERR"
 NG_PORT=$(free_port)
@@ -417,16 +425,42 @@ CS_RSS0=$(rss_kib "$SPID")
 taskset -c $CLIENT_CPU wrk -t1 -c100 -d1s "$CS_URL" >/dev/null 2>&1
 taskset -c $CLIENT_CPU wrk -t1 -c100 -d1s "$NG_URL" >/dev/null 2>&1
 CS_ALIVE=0
+r=1
+while [ $r -le "$ROUNDS" ]; do
+    echo " round $r of $ROUNDS" >&2
+    for sc in $SCENARIOS; do
+        old_ifs=$IFS
+        IFS=:
+        set -- $sc
+        IFS=$old_ifs
+        # (run_one sets name and label: these loops use other names)
+        sc_run=$1.r$r sc_conns=$2 sc_extra=$(sc_extra "$3") sc_path=$4
+        for who in $( [ $((r % 2)) -eq 1 ] && echo "coserve nginx" || echo "nginx coserve"); do
+            if [ $who = nginx ]; then
+                run_one nginx "$NGPID" "$NG_BASE$sc_path" "$sc_run" "$sc_conns" "$sc_extra"
+            elif [ $CS_ALIVE -eq 0 ]; then
+                run_one coserve "$SPID" "$CS_BASE$sc_path" "$sc_run" "$sc_conns" "$sc_extra" || CS_ALIVE=1
+            fi
+        done
+    done
+    r=$((r + 1))
+done
+# Per scenario: the round with the median CPU ratio stands for it
+# (res.LABEL.NAME), and every round's ratio goes to ratios.NAME.
 for sc in $SCENARIOS; do
-    old_ifs=$IFS
-    IFS=:
-    set -- $sc
-    IFS=$old_ifs
-    name=$1 conns=$2 extra=$(sc_extra "$3") path=$4
-    if [ $CS_ALIVE -eq 0 ]; then
-        run_one coserve "$SPID" "$CS_BASE$path" "$name" "$conns" "$extra" || CS_ALIVE=1
-    fi
-    run_one nginx "$NGPID" "$NG_BASE$path" "$name" "$conns" "$extra"
+    name=${sc%%:*}
+    r=1
+    while [ $r -le "$ROUNDS" ]; do
+        c=$(awk '{ print $4 }' "$T/res.coserve.$name.r$r" 2>/dev/null)
+        n=$(awk '{ print $4 }' "$T/res.nginx.$name.r$r" 2>/dev/null)
+        awk -v c="${c:-0}" -v n="${n:-0}" -v r=$r 'BEGIN { printf "%.3f %d\n", (n > 0 ? c / n : 0), r }'
+        r=$((r + 1))
+    done | sort -n >"$T/rounds.$name"
+    mid=$(awk -v k=$(((ROUNDS + 1) / 2)) 'NR == k { print $2 }' "$T/rounds.$name")
+    for who in coserve nginx; do
+        [ -f "$T/res.$who.$name.r$mid" ] && cp "$T/res.$who.$name.r$mid" "$T/res.$who.$name"
+    done
+    sort -k2 -n "$T/rounds.$name" | awk '{ printf "%s%s", (NR > 1 ? " " : ""), $1 }' >"$T/ratios.$name"
 done
 CS_RSS1=$(rss_kib "$SPID")
 [ $CS_ALIVE -eq 0 ] && sleep_window "$SPID" "$CS_BASE"
@@ -486,6 +520,12 @@ fmt="%-17s | %12s %12s | %-17s | %-17s | %9s %9s | %6s %-8s %-4s\n"
         }
     }'
     echo
+    echo "CPU ratio in each round (the line above is the median round's):"
+    for sc in $SCENARIOS; do
+        name=${sc%%:*}
+        printf "  %-17s %s\n" "$name" "$(cat "$T/ratios.$name" 2>/dev/null)"
+    done
+    echo
     if [ -s "$T/bodies" ]; then
         echo "large bodies (10 connections):"
         cat "$T/bodies"
@@ -511,7 +551,7 @@ fmt="%-17s | %12s %12s | %-17s | %-17s | %9s %9s | %6s %-8s %-4s\n"
     echo
     echo "coserve RSS around the throughput runs: $CS_RSS0 -> $CS_RSS1 KiB"
     errs=""
-    for f in "$T"/res.*; do
+    for f in "$T"/res.*.r*; do
         e=$(awk '{ print $6 }' "$f")
         [ "$e" = - ] || errs="$errs ${f##*/res.}:$e"
     done
@@ -543,7 +583,7 @@ cp "$T/report" "$OUT"
     echo "Measured by \`sh tests/bench/bench_http.sh\` (\`make bench\`) on $(date -u '+%Y-%m-%d'):"
     echo "$(nproc) cores, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), kernel $(uname -r);"
     echo "load average $(cut -d' ' -f1-3 /proc/loadavg) at the end. Servers on core $SERVER_CPU, wrk on core $CLIENT_CPU,"
-    echo "$DUR per run; CPU = utime+stime of the server's processes / requests."
+    echo "$DUR per run, $ROUNDS rounds; CPU = utime+stime of the server's processes / requests."
     echo
     echo '```'
     cat "$T/table"
