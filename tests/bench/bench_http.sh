@@ -220,7 +220,7 @@ sc_extra() { # $1 = script -> extra wrk args
 }
 
 wrk_cmd() { # $1 = conns, $2 = extra, $3 = url
-    echo "taskset -c $CLIENT_CPU wrk -t1 -c$1 -d$DUR --latency $2${2:+ }$3"
+    echo "taskset -c $CLIENT_CPU wrk -t1 -c$1 -d$DUR --timeout 10s --latency $2${2:+ }$3"
 }
 
 # One measured wrk run. $1 = server label, $2 = main pid, $3 = url,
@@ -234,7 +234,7 @@ run_one() {
     busy0=$(core_busy)
     t0=$(date +%s.%N)
     # shellcheck disable=SC2086
-    taskset -c $CLIENT_CPU wrk -t1 -c"$conns" -d"$DUR" --latency $extra "$url" \
+    taskset -c $CLIENT_CPU wrk -t1 -c"$conns" -d"$DUR" --timeout 10s --latency $extra "$url" \
         >"$T/wrk.$label.$name" 2>&1
     after=$(cpu_ticks "$pid")
     busy1=$(core_busy)
