@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 /* A symbol or string table bigger than this is not read: no app or server
@@ -126,7 +127,11 @@ static void symtab_load(struct symtab_obj *o, const char *file)
 out:
     free(syms);
     free(sh);
-    close(fd);
+    /* Not close(): the hook would forget the hooks' entry for this
+     * number, and the watchdog thread that reads symbols has an fd table
+     * of its own (watchdog.c), where the number names another file than
+     * in the hubs'. */
+    syscall(SYS_close, fd);
 }
 
 /* The cached object for a loaded one, read on first use; NULL when the

@@ -696,30 +696,38 @@ static void watchdog_take_crash(void)
 
 /* ---- the thread ------------------------------------------------------ */
 
-/* Gives the thread an fd table of its own, holding only its eventfd and
- * the error log. While a second thread shares the hub's table, every fd
- * system call of the hub (a read, a send, one per request and more) takes
- * and drops a reference on its file: the kernel skips that only for a
- * table with one user. The thread needs no other fd (symtab.c opens what
- * it reads in this table), and keeping none means a socket the hub closes
- * is closed (a listening socket stays in none of its copies). The error
- * log must not move once a hub exists (errcap__start runs before). If
- * the kernel refuses, the table stays shared: slower, no less right. */
+/* Gives the thread an fd table of its own, holding only stdio, its
+ * eventfd and the error log. While a second thread shares the hub's
+ * table, every fd system call of the hub (a read, a send, one per request
+ * and more) takes and drops a reference on its file: the kernel skips
+ * that only for a table with one user (offload threads, when an app uses
+ * them, share it again). The thread needs no other fd (symtab.c opens
+ * what it reads in this table, and closes it without the hooks, whose fd
+ * table describes the hubs'), and keeping none means a socket the hub
+ * closes is closed (a listening socket stays in none of its copies). The
+ * error log must not move once a hub exists (errcap__start runs before).
+ * Where the kernel lacks close_range, the table stays shared: slower, no
+ * less right. */
 static void watchdog_own_fds(void)
 {
-    if (unshare(CLONE_FILES) < 0)
+    /* a no-op close_range: does this kernel have it? */
+    if (close_range(~0u, ~0u, 0) < 0 || unshare(CLONE_FILES) < 0)
         return;
-    unsigned a = (unsigned)watchdog.wake_fd, b = (unsigned)log__fd;
-    if (a > b) {
-        unsigned t = a;
-        a = b;
-        b = t;
+    unsigned keep[2] = {(unsigned)watchdog.wake_fd, (unsigned)log__fd};
+    if (keep[0] > keep[1]) {
+        unsigned t = keep[0];
+        keep[0] = keep[1];
+        keep[1] = t;
     }
-    if (a > 0)
-        close_range(0, a - 1, 0);
-    if (b > a + 1)
-        close_range(a + 1, b - 1, 0);
-    close_range(b + 1, ~0u, 0);
+    unsigned from = 3; /* stdio stays: malloc's and ASan's last words */
+    for (int i = 0; i < 2; i++) {
+        if (keep[i] < from)
+            continue;
+        if (keep[i] > from)
+            close_range(from, keep[i] - 1, 0);
+        from = keep[i] + 1;
+    }
+    close_range(from, ~0u, 0);
 }
 
 static void *watchdog_main(void *arg)

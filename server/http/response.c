@@ -203,7 +203,9 @@ static int response_advance(struct co_response *res, struct iovec *win, int wn,
  * app headers, blank line, body). Copied into one buffer they go out in
  * one send(): the kernel then copies one segment instead of four, and
  * skips writev's file layer (fdget_pos, rw_verify_area, fsnotify), which
- * costs more than the copy. Larger writes stay writev. */
+ * costs more than the copy. Larger writes go out with sendmsg, not
+ * writev, for that layer too. MSG_NOSIGNAL: a gone client is EPIPE, not
+ * a SIGPIPE, even in a program that embeds the runtime and keeps it. */
 #define RESPONSE_GATHER 1024
 
 static ssize_t response_write(int fd, const struct iovec *iov, int n)
@@ -214,8 +216,11 @@ static ssize_t response_write(int fd, const struct iovec *iov, int n)
     char flat[RESPONSE_GATHER];
     size_t len = 0;
     for (int i = 0; i < n; i++) {
-        if (iov[i].iov_len > sizeof flat - len)
-            return hook__libc.writev(fd, iov, n);
+        if (iov[i].iov_len > sizeof flat - len) {
+            struct msghdr m = {.msg_iov = (struct iovec *)iov,
+                               .msg_iovlen = (size_t)n};
+            return hook__libc.sendmsg(fd, &m, MSG_NOSIGNAL);
+        }
         memcpy(flat + len, iov[i].iov_base, iov[i].iov_len);
         len += iov[i].iov_len;
     }

@@ -28,6 +28,8 @@ struct tcp_info_more {
     uint32_t segs_out, segs_in, notsent_bytes, min_rtt;
     uint32_t data_segs_in, data_segs_out;
 };
+_Static_assert(sizeof(struct tcp_info) == 104,
+               "glibc's struct tcp_info changed: check tcp_info_more");
 
 /* Data segments c's socket received so far. */
 static long segments_in(struct h_conn *c)
