@@ -422,8 +422,7 @@ static void watchdog_report_timeout(struct watchdog_hub *w, uint64_t beat,
 /* One look at one hub: a beat unchanged and even for the threshold is a
  * blocked episode, reported once (rate-limited); a change ends it. Past
  * --timeout, a published hub gets its last report. */
-static void watchdog_check(struct watchdog_hub *w, int64_t now,
-                           uint64_t beat)
+static void watchdog_check(struct watchdog_hub *w, int64_t now, uint64_t beat)
 {
     if (beat != w->seen_beat || (beat & 1)) {
         if (w->episode == EPISODE_LOGGED)
@@ -463,9 +462,10 @@ static void watchdog_check(struct watchdog_hub *w, int64_t now,
 
 /* Two looks per threshold while a hub is awake (a block is seen 1 to 1.5
  * thresholds after it began, or up to 2 if it began while every hub
- * slept; gevent's monitor looks once: 1 to 2), and a few per timeout. Each look wakes this thread, and a wakeup costs: on this VM
- * about 50 us of CPU, 2 ms per second at four looks per 100 ms, which at
- * 1,000 waiting requests per second was 2.2 of their 16 us each. */
+ * slept: the thread then looks half as often; gevent's monitor looks
+ * once: 1 to 2), and a few per timeout. Each look wakes this thread, and
+ * on this VM a wakeup costs about 50 us of CPU: at four looks per 100 ms
+ * and 1,000 waiting requests per second, 2.2 of their 16 us each. */
 static int64_t watchdog_tick_ms(void)
 {
     int64_t t = 250;
@@ -738,11 +738,8 @@ static void *watchdog_main(void *arg)
     pthread_mutex_lock(&watchdog.lock);
     while (!watchdog.stop) {
         pthread_mutex_unlock(&watchdog.lock);
-        /* Hubs all asleep in their poll at the last look: none can have
-         * been blocked for long by the next, so it can wait twice as long
-         * (a block that begins just after is still seen, within 2
-         * thresholds, as gevent's monitor sees one). A waiting server
-         * wakes this thread half as often. */
+        /* every hub asleep in its poll at the last look: half as often
+         * (watchdog_tick_ms says what that costs the detection) */
         int64_t tick = watchdog_tick_ms() * (all_asleep ? 2 : 1);
         struct pollfd p = {.fd = watchdog.wake_fd, .events = POLLIN};
         if (poll(&p, 1, (int)tick) > 0) {

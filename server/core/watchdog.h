@@ -13,8 +13,8 @@
  * unchanged past the threshold is a blocked episode (seen 1 to 2
  * thresholds after it began: looks are half as frequent while every
  * hub sleeps in its poll). The thread has an fd table of its own,
- * holding its eventfd and log__fd only: log__fd must be set before the
- * first hub is created. The watchdog then
+ * holding stdio, its eventfd and log__fd only: log__fd must be set
+ * before the first hub is created. The watchdog then
  * signals the hub's thread (SIGURG, on the alternate signal stack
  * overflow.c sets up), whose handler, doing only async-signal-safe work,
  * takes backtrace() of the interrupted code and a description of the

@@ -17,9 +17,9 @@
 
 #include "core/coro.h"
 #include "core/hook_libc.h"
-#include "core/wait.h"
 #include "core/log.h"
 #include "core/hub.h"
+#include "core/wait.h"
 #include "http/bufpool.h"
 #include "http/guard.h"
 #include "http/stats.h"
