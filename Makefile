@@ -196,6 +196,11 @@ $(BUILD)/bench-core: tests/bench/bench_core.c $(BUILD)/plain/libcore.a
 	$(call msg,LD,$@)
 	$(Q)$(PLAIN_CC) $(PLAIN_CFLAGS) $^ $(LIBS) -o $@
 
+# bench_http.sh's floor: raw epoll, no runtime (tests/bench/floor.c says why).
+$(BUILD)/bench-floor: tests/bench/floor.c
+	$(call msg,LD,$@)
+	$(Q)$(PLAIN_CC) $(PLAIN_CFLAGS) $^ -o $@
+
 # Serves the demo: http://127.0.0.1:8080/ (Ctrl-C stops it gracefully).
 run: deps
 	$(Q)$(MAKE) --no-print-directory $(BUILD)/coserve apps
@@ -297,7 +302,8 @@ test-browser: $(BUILD)/coserve apps
 	        $(BUILD)/browser.log >> $(BUILD)/test-counts; exit $$rc
 
 bench: deps
-	$(Q)$(MAKE) --no-print-directory $(BUILD)/coserve apps $(BUILD)/bench-core
+	$(Q)$(MAKE) --no-print-directory $(BUILD)/coserve apps $(BUILD)/bench-core \
+	    $(BUILD)/bench-floor
 	$(Q)$(BUILD)/bench-core
 	$(Q)sh tests/bench/bench_http.sh
 	$(Q)sh tests/bench/bench_ws.sh

@@ -1,28 +1,39 @@
 #!/bin/sh
-# HTTP benchmark: coserve vs nginx on GET /hello ("Hello, World!\n").
+# HTTP benchmark: coserve vs nginx on GET /hello ("Hello, World!\n"), and
+# how far coserve is from the floor: build/bench-floor (tests/bench/floor.c),
+# a raw epoll responder on one thread that makes the system calls a server
+# cannot avoid (one recv per readable socket, one send per batch of answers,
+# epoll_wait) with no HTTP parser and no coroutines, and answers with
+# coserve's exact bytes. What it costs per request is the kernel's and a bare
+# loop's share on this machine in this run; the rest of coserve's is its own.
 #
 #   sh tests/bench/bench_http.sh        (what `make bench` runs)
 #
-# Both servers pinned to core 0, wrk pinned to core 1; the scenarios alternate
-# between the servers, and only the one wrk aims at carries load.
+# All three servers pinned to core 0, wrk pinned to core 1; the scenarios
+# rotate between the servers, and only the one wrk aims at carries load.
 # Scenarios: 100 and 1,000 keep-alive connections, and 100 connections
 # pipelining 16 requests per write. For each: req/s, p50/p99 latency, and the
 # server's CPU time (utime+stime of all its processes) per completed request,
-# with issue 14's target for the ratio to nginx (PASS/FAIL). Large bodies at
+# with issue 14's target for the ratio to nginx (PASS/FAIL), and the floor's
+# CPU per request with coserve's as a multiple of it (cs/floor). Large bodies at
 # 10 connections: POST /echo of 1 MiB (nginx: the echo module's
 # echo_request_body) and GET of a 100 MiB static file (both sendfile): MB/s
-# and CPU per MB. The waiting path: 1,000 connections on /sleep?ms=1000
-# (coserve only), CPU per request and requests/s over a steady 10 s window
-# (responses counted as the data segments its sockets sent, ss -i).
+# and CPU per MB (coserve and nginx only). The waiting path: 1,000
+# connections on /sleep?ms=1000 (coserve, then the floor; not nginx), CPU per
+# request and requests/s over a steady 10 s window (responses counted as the
+# data segments its sockets sent, ss -i), and coserve's distance from the
+# floor in µs.
 # Then idle keep-alive memory: RSS growth per connection with 10,000 idle
 # keep-alive connections open. Results also go to build/bench/http.txt, and
 # a markdown copy to build/bench/http.md (scripts/readme_perf.sh puts it in
 # the README).
 #
 # Each scenario runs BENCH_ROUNDS times on each server, the order of the
-# two flipped every round; its line shows the round with the median CPU
-# ratio, and the verdict is that median: single 10 s runs on this VM moved
-# a ratio by up to 0.2 between runs minutes apart.
+# three rotated every round (coserve and nginx alone, where the floor does
+# not run, still alternate); its line shows the round with the median
+# coserve/nginx CPU ratio, and the verdict is that median: single 10 s runs
+# on this VM moved a ratio by up to 0.2 between runs minutes apart. The
+# floor's figures and cs/floor on that line are from the same round.
 #
 # Environment knobs: BENCH_DURATION (5s per run), BENCH_ROUNDS (3),
 # BENCH_IDLE_CONNS (10000).
@@ -32,6 +43,7 @@ set -u
 cd "$(dirname "$0")/../.." || exit 1
 ROOT=$(pwd)
 COSERVE=$ROOT/build/coserve
+FLOOR=$ROOT/build/bench-floor
 APPS=$ROOT/build/apps
 WWW=$ROOT/www
 OUT=$ROOT/build/bench/http.txt
@@ -43,6 +55,7 @@ CLIENT_CPU=1
 
 . "$(dirname "$0")/lib.sh"
 bench_preflight bench_http wrk nginx python3 taskset curl awk
+[ -x "$FLOOR" ] || { echo "bench_http: $FLOOR missing (make build/bench-floor)" >&2; exit 1; }
 
 # File descriptors: 65536 if allowed, else whatever the hard limit is.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
@@ -50,11 +63,12 @@ NOFILE=$(ulimit -n)
 
 T=$(mktemp -d /tmp/bench_http.XXXXXX)
 chmod 755 "$T" # nginx's workers (nobody) read the static file in it
-SPID='' NGPID='' CLPID=''
+SPID='' NGPID='' FLPID='' CLPID=''
 cleanup() {
     [ -n "$CLPID" ] && kill "$CLPID" 2>/dev/null
     stop_tree "$SPID" TERM
     stop_tree "$NGPID" QUIT
+    stop_tree "$FLPID" TERM
     rm -rf "$T"
 }
 trap cleanup EXIT
@@ -177,6 +191,25 @@ stop_nginx() {
     NGPID=''
 }
 
+# The floor answers every head as coserve answers /hello (or /sleep?ms=N):
+# only the /hello scenarios and the waiting path are aimed at it.
+FLOOR_CMD="taskset -c $SERVER_CPU $FLOOR \$PORT"
+
+start_floor() { # $1 = port
+    taskset -c $SERVER_CPU "$FLOOR" "$1" 2>>"$T/floor.stderr" &
+    FLPID=$!
+    wait_up "http://127.0.0.1:$1/hello" "$FLPID" || {
+        echo "bench_http: the floor did not start:" >&2
+        cat "$T/floor.stderr" >&2
+        exit 1
+    }
+}
+
+stop_floor() {
+    stop_tree "$FLPID" TERM
+    FLPID=''
+}
+
 # ---------------------------------------------------------------- wrk
 
 cat >"$T/pipeline.lua" <<'EOF'
@@ -278,7 +311,7 @@ run_one() {
 # coarse), and responses as the data segments the server's sockets sent
 # (ss -i data_segs_out, summed over its kept-alive connections: one
 # segment per response here, whatever call wrote it). Writes
-# "cpu_us_per_req req_per_s" to $T/sleep.
+# "cpu_us_per_req req_per_s" to $T/sleep.<label>.
 SLEEP_WINDOW=10
 cpu_ns() { # $1 = main pid -> ns on CPU of all its processes' threads
     { echo "$1"; pgrep -P "$1"; } | while read -r p; do
@@ -289,11 +322,11 @@ segments_out() { # $1 = port -> data segments its connections sent so far
     ss -tniH state established "( sport = :$1 )" |
         grep -o 'data_segs_out:[0-9]*' | awk -F: '{ s += $2 } END { print s + 0 }'
 }
-sleep_window() { # $1 = main pid, $2 = base url
-    pid=$1 port=${2##*:}
-    echo "  sleep: 1000 connections, /sleep?ms=1000, ${SLEEP_WINDOW}s window" >&2
+sleep_window() { # $1 = label, $2 = main pid, $3 = base url
+    label=$1 pid=$2 port=${3##*:}
+    echo "  sleep ($label): 1000 connections, /sleep?ms=1000, ${SLEEP_WINDOW}s window" >&2
     taskset -c $CLIENT_CPU wrk -t1 -c1000 -d$((SLEEP_WINDOW + 8))s --timeout 5s \
-        "$2/sleep?ms=1000" >"$T/wrk.coserve.sleep" 2>&1 &
+        "$3/sleep?ms=1000" >"$T/wrk.$label.sleep" 2>&1 &
     wp=$!
     sleep 4
     c0=$(cpu_ns "$pid")
@@ -305,8 +338,8 @@ sleep_window() { # $1 = main pid, $2 = base url
     t1=$(date +%s.%N)
     wait $wp
     awk -v c="$((c1 - c0))" -v n="$((w1 - w0))" -v t0="$t0" -v t1="$t1" \
-        'BEGIN { printf "%.2f %.1f\n", (n > 0 ? c / 1e3 / n : 0), n / (t1 - t0) }' >"$T/sleep"
-    echo "  coserve sleep $(cat "$T/sleep")" >&2
+        'BEGIN { printf "%.2f %.1f\n", (n > 0 ? c / 1e3 / n : 0), n / (t1 - t0) }' >"$T/sleep.$label"
+    echo "  $label sleep $(cat "$T/sleep.$label")" >&2
 }
 
 # ---------------------------------------------------------------- idle memory
@@ -390,6 +423,7 @@ say ""
 say "commands:"
 say "  coserve: $COSERVE_CMD   ($T/apps holds only a link to build/apps/hello.so)"
 say "  nginx:   $NGINX_CMD   (1 worker, access_log off, keepalive_requests 1000000, worker_connections $((IDLE_CONNS + 1000)), worker_rlimit_nofile $NOFILE)"
+say "  floor:   $FLOOR_CMD   (tests/bench/floor.c: one thread, level-triggered epoll, no HTTP parser; coserve's /hello and /sleep answers byte for byte; the /hello scenarios and the waiting path only)"
 for sc in $SCENARIOS; do
     old_ifs=$IFS
     IFS=:
@@ -400,34 +434,45 @@ for sc in $SCENARIOS; do
 done
 say "  pipeline.lua: init builds 16 x wrk.format(nil, wrk.path) concatenated; request() returns them"
 say "  post1m.lua: wrk.method = POST, wrk.body = 1 MiB of 'a'; nginx answers /echo with the echo module (echo_read_request_body; echo_request_body)"
-say "  sleep (coserve only): taskset -c $CLIENT_CPU wrk -t1 -c1000 -d$((SLEEP_WINDOW + 8))s --timeout 5s http://127.0.0.1:\$PORT/sleep?ms=1000; CPU and responses sampled over a ${SLEEP_WINDOW}s window starting 4 s in"
+say "  sleep (coserve, then the floor): taskset -c $CLIENT_CPU wrk -t1 -c1000 -d$((SLEEP_WINDOW + 8))s --timeout 5s http://127.0.0.1:\$PORT/sleep?ms=1000; CPU and responses sampled over a ${SLEEP_WINDOW}s window starting 4 s in"
 say "  idle memory:  taskset -c $CLIENT_CPU python3 idle.py 127.0.0.1 \$PORT $IDLE_CONNS  (one keep-alive GET each, then all held open; RSS = VmRSS summed over the server's processes)"
 say ""
 
 CS_ERR=$T/coserve.stderr
 : >"$CS_ERR"
 
-# Both servers run; the scenarios alternate between them (coserve then
-# nginx in odd rounds, nginx then coserve in even ones) so that drifting
-# background load hits both alike. Only the one wrk is aimed at carries
-# load.
+# All three servers run; the scenarios rotate between them (coserve,
+# nginx, floor in round 1; nginx, floor, coserve in round 2; floor,
+# coserve, nginx in round 3; and so on) so that drifting background load
+# hits all alike. Where the floor does not run (not /hello) coserve and
+# nginx still swap places every round. Only the one wrk is aimed at
+# carries load.
 echo "throughput runs ($DUR each, $ROUNDS rounds):" >&2
 CS_PORT=$(free_port)
 start_coserve "$CS_PORT" "$CS_ERR"
 NG_PORT=$(free_port)
 start_nginx "$NG_PORT"
+FL_PORT=$(free_port)
+start_floor "$FL_PORT"
 CS_BASE=http://127.0.0.1:$CS_PORT
 NG_BASE=http://127.0.0.1:$NG_PORT
+FL_BASE=http://127.0.0.1:$FL_PORT
 CS_URL=$CS_BASE/hello
 NG_URL=$NG_BASE/hello
 CS_RSS0=$(rss_kib "$SPID")
 # Warm-up (not measured).
 taskset -c $CLIENT_CPU wrk -t1 -c100 -d1s "$CS_URL" >/dev/null 2>&1
 taskset -c $CLIENT_CPU wrk -t1 -c100 -d1s "$NG_URL" >/dev/null 2>&1
-CS_ALIVE=0
+taskset -c $CLIENT_CPU wrk -t1 -c100 -d1s "$FL_BASE/hello" >/dev/null 2>&1
+CS_ALIVE=0 FL_ALIVE=0
 r=1
 while [ $r -le "$ROUNDS" ]; do
     echo " round $r of $ROUNDS" >&2
+    case $(((r - 1) % 3)) in
+    0) order="coserve nginx floor" ;;
+    1) order="nginx floor coserve" ;;
+    *) order="floor coserve nginx" ;;
+    esac
     for sc in $SCENARIOS; do
         old_ifs=$IFS
         IFS=:
@@ -435,18 +480,29 @@ while [ $r -le "$ROUNDS" ]; do
         IFS=$old_ifs
         # (run_one sets name and label: these loops use other names)
         sc_run=$1.r$r sc_conns=$2 sc_extra=$(sc_extra "$3") sc_path=$4
-        for who in $( [ $((r % 2)) -eq 1 ] && echo "coserve nginx" || echo "nginx coserve"); do
-            if [ $who = nginx ]; then
+        for who in $order; do
+            case $who in
+            nginx)
                 run_one nginx "$NGPID" "$NG_BASE$sc_path" "$sc_run" "$sc_conns" "$sc_extra"
-            elif [ $CS_ALIVE -eq 0 ]; then
-                run_one coserve "$SPID" "$CS_BASE$sc_path" "$sc_run" "$sc_conns" "$sc_extra" || CS_ALIVE=1
-            fi
+                ;;
+            coserve)
+                if [ $CS_ALIVE -eq 0 ]; then
+                    run_one coserve "$SPID" "$CS_BASE$sc_path" "$sc_run" "$sc_conns" "$sc_extra" || CS_ALIVE=1
+                fi
+                ;;
+            floor)
+                if [ "$sc_path" = /hello ] && [ $FL_ALIVE -eq 0 ]; then
+                    run_one floor "$FLPID" "$FL_BASE$sc_path" "$sc_run" "$sc_conns" "$sc_extra" || FL_ALIVE=1
+                fi
+                ;;
+            esac
         done
     done
     r=$((r + 1))
 done
-# Per scenario: the round with the median CPU ratio stands for it
-# (res.LABEL.NAME), and every round's ratio goes to ratios.NAME.
+# Per scenario: the round with the median coserve/nginx CPU ratio stands
+# for it (res.LABEL.NAME, the floor's from that round too), and every
+# round's ratio goes to ratios.NAME (coserve/floor: floor_ratios.NAME).
 for sc in $SCENARIOS; do
     name=${sc%%:*}
     r=1
@@ -457,15 +513,26 @@ for sc in $SCENARIOS; do
         r=$((r + 1))
     done | sort -n >"$T/rounds.$name"
     mid=$(awk -v k=$(((ROUNDS + 1) / 2)) 'NR == k { print $2 }' "$T/rounds.$name")
-    for who in coserve nginx; do
+    for who in coserve nginx floor; do
         [ -f "$T/res.$who.$name.r$mid" ] && cp "$T/res.$who.$name.r$mid" "$T/res.$who.$name"
     done
     sort -k2 -n "$T/rounds.$name" | awk '{ printf "%s%s", (NR > 1 ? " " : ""), $1 }' >"$T/ratios.$name"
+    [ -f "$T/res.floor.$name.r1" ] || continue
+    r=1
+    while [ $r -le "$ROUNDS" ]; do
+        c=$(awk '{ print $4 }' "$T/res.coserve.$name.r$r" 2>/dev/null)
+        f=$(awk '{ print $4 }' "$T/res.floor.$name.r$r" 2>/dev/null)
+        awk -v c="${c:-0}" -v f="${f:-0}" 'BEGIN { printf "%.3f\n", (f > 0 ? c / f : 0) }'
+        r=$((r + 1))
+    done | paste -sd' ' - >"$T/floor_ratios.$name"
 done
 CS_RSS1=$(rss_kib "$SPID")
-[ $CS_ALIVE -eq 0 ] && sleep_window "$SPID" "$CS_BASE"
+[ $CS_ALIVE -eq 0 ] && sleep_window coserve "$SPID" "$CS_BASE"
+[ $FL_ALIVE -eq 0 ] && sleep_window floor "$FLPID" "$FL_BASE"
+kill -0 "$FLPID" 2>/dev/null || FL_ALIVE=1
 stop_coserve
 stop_nginx
+stop_floor
 
 echo "idle keep-alive memory ($IDLE_CONNS connections):" >&2
 PORT=$(free_port)
@@ -485,14 +552,15 @@ stop_nginx
 
 # ---------------------------------------------------------------- table
 
-fmt="%-17s | %12s %12s | %-17s | %-17s | %9s %9s | %6s %-8s %-4s\n"
+fmt="%-17s | %12s %12s | %-17s | %-17s | %9s %9s %12s | %6s %-8s %-4s | %8s\n"
 {
     # CPU ratio = coserve's CPU per request / nginx's, both from this run;
-    # target: issue 14's most for that ratio. (µs is two bytes: the
-    # header's columns are padded by hand.)
+    # target: issue 14's most for that ratio. cs/floor = coserve's CPU per
+    # request / the floor's, same round ("-": the floor does not serve it).
+    # (µs is two bytes: the header's columns are padded by hand.)
     printf "$fmt" scenario "coserve rq/s" "nginx rq/s" "coserve p50/p99" "nginx p50/p99" \
-        "cs µs/req" "ng µs/req" "cpu" "target" ""
-    printf "$fmt" "" "" "" "" "" "" "" "" "" "" | sed 's/[^|]/-/g'
+        "cs µs/req" "ng µs/req" "floor µs/req" "cpu" "target" "" "cs/floor"
+    printf "$fmt" "" "" "" "" "" "" "" "" "" "" "" "" | sed 's/[^|]/-/g'
     for sc in $SCENARIOS; do
         old_ifs=$IFS
         IFS=:
@@ -500,18 +568,22 @@ fmt="%-17s | %12s %12s | %-17s | %-17s | %9s %9s | %6s %-8s %-4s\n"
         IFS=$old_ifs
         cs=$(cat "$T/res.coserve.$1" 2>/dev/null || echo "0 - - 0 0 missing")
         ng=$(cat "$T/res.nginx.$1" 2>/dev/null || echo "0 - - 0 0 missing")
-        echo "$1 $5 $6 $cs $ng"
+        fl=$(cat "$T/res.floor.$1" 2>/dev/null || echo "0 - - 0 0 -")
+        echo "$1 $5 $6 $cs $ng $fl"
     done | awk -v fmt="$fmt" -v bodies="$T/bodies" '{
         name = $1; target = $2; body = $3
         crps = $4; cp50 = $5; cp99 = $6; ccpu = $7
         nrps = $10; np50 = $11; np99 = $12; ncpu = $13
+        fcpu = $19
         cr = (ncpu > 0) ? ccpu / ncpu : 0
         verdict = ""
         if (target != "-")
             verdict = (cr > 0 && cr <= target) ? "PASS" : "FAIL"
         printf fmt, name, sprintf("%.0f", crps), sprintf("%.0f", nrps),
             cp50 "/" cp99, np50 "/" np99, sprintf("%.2f", ccpu), sprintf("%.2f", ncpu),
-            sprintf("%.3f", cr), (target == "-" ? "-" : "<= " target), verdict
+            (fcpu > 0 ? sprintf("%.2f", fcpu) : "-"),
+            sprintf("%.3f", cr), (target == "-" ? "-" : "<= " target), verdict,
+            (fcpu > 0 ? sprintf("%.3f", ccpu / fcpu) : "-")
         if (body != "-") {
             # per MB (10^6 bytes) of response body
             cmb = crps * body / 1e6; nmb = nrps * body / 1e6
@@ -523,7 +595,8 @@ fmt="%-17s | %12s %12s | %-17s | %-17s | %9s %9s | %6s %-8s %-4s\n"
     echo "CPU ratio in each round (the line above is the median round's):"
     for sc in $SCENARIOS; do
         name=${sc%%:*}
-        printf "  %-17s %s\n" "$name" "$(cat "$T/ratios.$name" 2>/dev/null)"
+        fr=$(cat "$T/floor_ratios.$name" 2>/dev/null)
+        printf "  %-17s %s%s\n" "$name" "$(cat "$T/ratios.$name" 2>/dev/null)" "${fr:+   cs/floor $fr}"
     done
     echo
     if [ -s "$T/bodies" ]; then
@@ -531,13 +604,19 @@ fmt="%-17s | %12s %12s | %-17s | %-17s | %9s %9s | %6s %-8s %-4s\n"
         cat "$T/bodies"
         echo
     fi
-    if [ -s "$T/sleep" ]; then
-        set -- $(cat "$T/sleep")
+    if [ -s "$T/sleep.coserve" ]; then
+        set -- $(cat "$T/sleep.coserve")
         v1=$(awk -v x="$1" 'BEGIN { print (x > 0 && x <= 12) ? "PASS" : "FAIL" }')
         v2=$(awk -v x="$2" 'BEGIN { print (x >= 995) ? "PASS" : "FAIL" }')
-        echo "waiting path: 1000 connections on /sleep?ms=1000 (coserve only), steady ${SLEEP_WINDOW}s window:"
+        echo "waiting path: 1000 connections on /sleep?ms=1000 (coserve, and the floor after it), steady ${SLEEP_WINDOW}s window:"
         printf "  CPU per request %8s µs   target <= 12 µs    %s\n" "$1" "$v1"
         printf "  requests/s      %8s      target >= 995      %s\n" "$2" "$v2"
+        if [ -s "$T/sleep.floor" ]; then
+            # shellcheck disable=SC2046
+            set -- "$1" $(cat "$T/sleep.floor")
+            awk -v c="$1" -v f="$2" -v r="$3" 'BEGIN {
+                printf "  floor: CPU per request %s µs, requests/s %s; coserve - floor = %.2f µs per request\n", f, r, c - f }'
+        fi
         echo
     fi
     set -- $CS_MEM
@@ -561,6 +640,13 @@ fmt="%-17s | %12s %12s | %-17s | %-17s | %9s %9s | %6s %-8s %-4s\n"
     echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
     if [ "$CS_ALIVE" -ne 0 ]; then
         echo "coserve: DIED during the run"
+    fi
+    if [ "$FL_ALIVE" -ne 0 ]; then
+        echo "floor: DIED during the run"
+    fi
+    if [ -s "$T/floor.stderr" ]; then
+        echo "floor stderr (first 5 lines):"
+        head -n 5 "$T/floor.stderr" | sed 's/^/  /'
     fi
     if [ -s "$CS_ERR" ]; then
         echo "coserve stderr ($(wc -l <"$CS_ERR") lines, first 10):"
