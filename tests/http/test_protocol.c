@@ -538,6 +538,32 @@ Test(protocol, an_unknown_path_gets_404)
     h_stop();
 }
 
+/* The sleep app writes its number by hand (no printf): the edges of its
+ * range, a leading zero, and what it refuses. */
+Test(protocol, the_sleep_app_says_how_long_it_slept)
+{
+    h_start(NULL);
+    static const struct {
+        const char *ms, *body;
+    } cases[] = {{"0", "slept 0 ms\n"},
+                 {"9", "slept 9 ms\n"},
+                 {"010", "slept 10 ms\n"},
+                 {"120", "slept 120 ms\n"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char req[128];
+        snprintf(req, sizeof req,
+                 "GET /sleep?ms=%s HTTP/1.1\r\nHost: t\r\n\r\n", cases[i].ms);
+        struct h_resp *r = h_request(req, 0, 200);
+        cr_assert_str_eq(r->body, cases[i].body, "ms=%s", cases[i].ms);
+        h_resp_free(r);
+    }
+    struct h_resp *r =
+        h_request("GET /sleep?ms=60001 HTTP/1.1\r\nHost: t\r\n\r\n", 0, 400);
+    cr_assert(strstr(r->body, "0 to 60000") != NULL, "%s", r->body);
+    h_resp_free(r);
+    h_stop();
+}
+
 Test(protocol, the_access_log_gets_a_line_per_request)
 {
     h_start(NULL);
