@@ -192,10 +192,16 @@ static void coro_entry(void *p)
 struct co *coro__spawn(struct hub *hub, struct co *parent, co_fn fn, void *arg)
 {
     struct co *co = hub->free_cos;
-    if (co)
+    if (co) {
         hub->free_cos = co->next_free;
-    else if (!(co = malloc(sizeof *co)))
-        return NULL;
+    } else {
+        if (!(co = malloc(sizeof *co)))
+            return NULL;
+        if (deadline__slot_new(hub, &co->dl_slot) < 0) {
+            free(co);
+            return NULL;
+        }
+    }
     /* every live coroutine may park with a deadline: room for it now, so
      * that parking never allocates */
     if (deadline__reserve(hub, hub->live + 1) < 0 ||
@@ -227,7 +233,6 @@ struct co *coro__spawn(struct hub *hub, struct co *parent, co_fn fn, void *arg)
     co->describe = NULL;
     co->describe_arg = NULL;
     co->before_wait = NULL;
-    co->dl_pos = 0;
     co->exit_err = 0;
     co->exit_msg[0] = '\0';
     co->links = NULL;
@@ -285,6 +290,7 @@ size_t coro__trim(struct hub *hub)
     for (size_t i = 0; i < drop; i++) {
         struct co *co = *link;
         *link = co->next_free;
+        deadline__slot_free(hub, co->dl_slot);
         free(co);
     }
     return drop * sizeof(struct co);

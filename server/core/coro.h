@@ -67,7 +67,7 @@ struct co {
     struct co *joiner; /* waiting in co_join() */
     void *wait_data;   /* per-wait payload (a channel's message) */
     int64_t deadline;  /* of the current wait */
-    size_t dl_pos;     /* 1 + its slot in hub->dl_heap; 0: not there */
+    uint32_t dl_slot;  /* its index in hub->dl_where, for the struct's life */
     ev_io io;
     /* How it finished (co_fail, or ECANCELED), what runs then (co_link),
      * and co_wait_any's waiters for its end (wait.h nodes). */

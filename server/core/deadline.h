@@ -28,6 +28,7 @@ struct dl_entry {
     int64_t deadline;
     uint64_t seq; /* park order */
     struct co *co;
+    uint32_t slot; /* co->dl_slot */
 };
 
 void deadline__hub_init(struct hub *hub);
@@ -37,6 +38,14 @@ void deadline__hub_destroy(struct hub *hub);
  * (called at spawn: a hub never parks more coroutines than it has alive).
  * Returns 0, or -1 with ENOMEM. */
 int deadline__reserve(struct hub *hub, size_t n);
+
+/* Gives a new coroutine struct its slot in the hub's table of heap
+ * positions, for as long as the struct lives. Returns 0, or -1 with
+ * ENOMEM. */
+int deadline__slot_new(struct hub *hub, uint32_t *slot);
+
+/* Gives back the slot of a struct about to be freed (not on the heap). */
+void deadline__slot_free(struct hub *hub, uint32_t slot);
 
 /* co parks until deadline (>= 0): it is woken with ETIMEDOUT by
  * deadline__expire once the deadline has passed, unless removed first. */

@@ -45,6 +45,11 @@ struct hub {
      * order), and the one timer set for its top (deadline.c). */
     struct dl_entry *dl_heap; /* deadline.c's heap */
     size_t dl_len, dl_cap;
+    /* Where each coroutine struct's entry is: 1 + its heap slot, 0: not
+     * there; indexed by the struct's co->dl_slot. Spare slots (of freed
+     * structs) are stacked in dl_spare. */
+    uint32_t *dl_where, *dl_spare;
+    size_t dl_slots, dl_slots_cap, dl_nspare;
     uint64_t dl_seq;
     ev_timer dl_timer;
     int64_t dl_armed; /* the deadline dl_timer waits for; -1: stopped */

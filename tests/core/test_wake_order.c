@@ -5,6 +5,8 @@
  */
 #include <stdint.h>
 
+#include "core/coro.h"
+#include "core/hub.h"
 #include "util.h"
 
 #define N 10
@@ -94,4 +96,62 @@ Test(wake_order, earlier_deadlines_wake_first)
     cr_assert_eq(dd_n, 4);
     for (int i = 0; i < 4; i++)
         cr_assert_eq(dd_woke[i], i);
+}
+
+/* Where each sleeper is in the heap lives in a table indexed by a slot its
+ * coroutine struct keeps (deadline.c); a freed struct gives its slot back
+ * and a new one takes it. Sleepers taken off the middle of the heap
+ * (cancelled), structs freed by a trim, then new structs on the recycled
+ * slots: deadlines still wake in order. */
+#define CHURN 300
+static int churn_woke[CHURN], churn_n, churn_join_failed;
+static int64_t churn_base; /* one base: no deadline depends on when its
+                               coroutine got to run */
+
+static void *churn_sleeper(void *arg)
+{
+    int k = (int)(intptr_t)arg;
+    if (k < 0) { /* the first crowd: cancelled, never woken by time */
+        co_sleep(co_deadline(LONG_MS));
+        return NULL;
+    }
+    co_sleep(churn_base + k); /* distinct deadlines, k ms apart */
+    churn_woke[churn_n++] = k;
+    return NULL;
+}
+
+static void *churn_main(void *arg)
+{
+    (void)arg;
+    static co_t *cos[CHURN];
+    for (int i = 0; i < CHURN; i++)
+        cos[i] = co_spawn(churn_sleeper, (void *)(intptr_t)-1);
+    co_sleep(co_deadline(5));          /* every one parked */
+    for (int i = 0; i < CHURN; i += 2) /* the middle of the heap first */
+        co_cancel(cos[i]);
+    co_sleep(co_deadline(5));
+    for (int i = 1; i < CHURN; i += 2)
+        co_cancel(cos[i]);
+    if (co_join_all(cos, CHURN, co_deadline(SAFETY_MS)) < 0)
+        churn_join_failed++;
+    struct hub *hub = hub__self;
+    while (coro__trim(hub) > 0) /* structs freed: slots back to spare */
+        ;
+    /* parked in an order unlike their deadlines' */
+    churn_base = co_deadline(MARGIN_MS);
+    for (int i = 0; i < CHURN; i++)
+        cos[i] = co_spawn(churn_sleeper, (void *)(intptr_t)((i * 7) % CHURN));
+    if (co_join_all(cos, CHURN, co_deadline(SAFETY_MS)) < 0)
+        churn_join_failed++;
+    return NULL;
+}
+
+Test(wake_order, recycled_coroutine_structs_keep_deadline_order)
+{
+    churn_n = churn_join_failed = 0;
+    run(churn_main, NULL);
+    cr_assert_eq(churn_join_failed, 0);
+    cr_assert_eq(churn_n, CHURN);
+    for (int i = 0; i < CHURN; i++)
+        cr_assert_eq(churn_woke[i], i, "woken %d-th: %d", i, churn_woke[i]);
 }
