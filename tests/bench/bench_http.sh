@@ -421,7 +421,7 @@ say "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)  (other load on the
 say "open-file limit: $NOFILE; CPU time from /proc/PID/stat utime+stime, CLK_TCK=$CLK_TCK"
 say ""
 say "commands:"
-say "  coserve: $COSERVE_CMD   ($T/apps holds only a link to build/apps/hello.so)"
+say "  coserve: $COSERVE_CMD   ($T/apps holds links to build/apps/hello.so, sleep.so and echo.so only)"
 say "  nginx:   $NGINX_CMD   (1 worker, access_log off, keepalive_requests 1000000, worker_connections $((IDLE_CONNS + 1000)), worker_rlimit_nofile $NOFILE)"
 say "  floor:   $FLOOR_CMD   (tests/bench/floor.c: one thread, level-triggered epoll, no HTTP parser; coserve's /hello and /sleep answers byte for byte; the /hello scenarios and the waiting path only)"
 for sc in $SCENARIOS; do
