@@ -520,28 +520,25 @@ done
 # Per scenario: the round with the median coserve/nginx CPU ratio stands
 # for it (res.LABEL.NAME, the floor's from that round too), and every
 # round's ratio goes to ratios.NAME (coserve/floor: floor_ratios.NAME).
-for sc in $SCENARIOS; do
-    name=${sc%%:*}
+round_ratios() { # $1 = scenario, $2 = anchor label -> "ratio round" per round
     r=1
     while [ $r -le "$ROUNDS" ]; do
-        c=$(awk '{ print $4 }' "$T/res.coserve.$name.r$r" 2>/dev/null)
-        n=$(awk '{ print $4 }' "$T/res.nginx.$name.r$r" 2>/dev/null)
-        awk -v c="${c:-0}" -v n="${n:-0}" -v r=$r 'BEGIN { printf "%.3f %d\n", (n > 0 ? c / n : 0), r }'
+        c=$(awk '{ print $4 }' "$T/res.coserve.$1.r$r" 2>/dev/null)
+        a=$(awk '{ print $4 }' "$T/res.$2.$1.r$r" 2>/dev/null)
+        awk -v c="${c:-0}" -v a="${a:-0}" -v r=$r 'BEGIN { printf "%.3f %d\n", (a > 0 ? c / a : 0), r }'
         r=$((r + 1))
-    done | sort -n >"$T/rounds.$name"
+    done
+}
+for sc in $SCENARIOS; do
+    name=${sc%%:*}
+    round_ratios "$name" nginx | sort -n >"$T/rounds.$name"
     mid=$(awk -v k=$(((ROUNDS + 1) / 2)) 'NR == k { print $2 }' "$T/rounds.$name")
     for who in coserve nginx floor; do
         [ -f "$T/res.$who.$name.r$mid" ] && cp "$T/res.$who.$name.r$mid" "$T/res.$who.$name"
     done
     sort -k2 -n "$T/rounds.$name" | awk '{ printf "%s%s", (NR > 1 ? " " : ""), $1 }' >"$T/ratios.$name"
     [ -f "$T/res.floor.$name.r1" ] || continue
-    r=1
-    while [ $r -le "$ROUNDS" ]; do
-        c=$(awk '{ print $4 }' "$T/res.coserve.$name.r$r" 2>/dev/null)
-        f=$(awk '{ print $4 }' "$T/res.floor.$name.r$r" 2>/dev/null)
-        awk -v c="${c:-0}" -v f="${f:-0}" 'BEGIN { printf "%.3f\n", (f > 0 ? c / f : 0) }'
-        r=$((r + 1))
-    done | paste -sd' ' - >"$T/floor_ratios.$name"
+    round_ratios "$name" floor | awk '{ printf "%s%s", (NR > 1 ? " " : ""), $1 }' >"$T/floor_ratios.$name"
 done
 CS_RSS1=$(rss_kib "$SPID")
 r=1
