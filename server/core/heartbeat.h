@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #define WATCHDOG_FRAMES 64
 #define WATCHDOG_WHAT 256
@@ -42,6 +43,9 @@ struct watchdog_shared {
 struct watchdog_hub {
     uint64_t *beatp; /* the heartbeat: &beat, or the shared one */
     uint64_t beat;
+    /* When the beat last became even (watchdog__clock_ms): the watchdog
+     * measures a block from there, not from the look that first saw it. */
+    int64_t beat_ms;
     struct watchdog_shared *shared; /* NULL unless published */
     int on;                         /* registered with the watchdog thread */
     pthread_t thread;
@@ -76,12 +80,28 @@ struct watchdog_hub {
     uint64_t unlogged; /* of which past the rate limit */
 };
 
+/* The watchdog's clock: CLOCK_MONOTONIC_COARSE in ms. A read is a few ns
+ * (no TSC read, unlike CLOCK_MONOTONIC), cheap enough for every switch;
+ * its resolution (one kernel tick, 4 ms here) is far below a threshold. */
+static inline int64_t watchdog__clock_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* One step of the heartbeat: the hub switches into or out of a coroutine.
- * Only the hub's thread writes the beat; the watchdog reads it. */
+ * Only the hub's thread writes the beat; the watchdog reads it. An even
+ * beat (awake) is stamped first, then published: a watchdog that reads the
+ * new beat reads this stamp or a later one, never an older one, so it can
+ * only underestimate how long the hub has been blocked. */
 static inline void watchdog__beat(struct watchdog_hub *w, uint64_t step)
 {
     uint64_t *b = w->beatp;
-    __atomic_store_n(b, *b + step, __ATOMIC_RELAXED);
+    uint64_t next = *b + step;
+    if (!(next & 1))
+        __atomic_store_n(&w->beat_ms, watchdog__clock_ms(), __ATOMIC_RELAXED);
+    __atomic_store_n(b, next, __ATOMIC_RELEASE);
 }
 
 /* Publishes how many requests the hub holds (for the supervisor's kill

@@ -430,7 +430,10 @@ static void watchdog_check(struct watchdog_hub *w, int64_t now, uint64_t beat)
                      (long long)(now - w->seen_at), w->episode_what);
         w->episode = EPISODE_NONE;
         w->seen_beat = beat;
-        w->seen_at = now;
+        /* the hub stamped this beat when it reached it (this stamp or a
+         * later one's: never earlier, so no block is overstated) */
+        int64_t at = __atomic_load_n(&w->beat_ms, __ATOMIC_RELAXED);
+        w->seen_at = at < now ? at : now;
         return;
     }
     if (watchdog_timeout_ms > 0 && w->shared && w->timeout_beat != beat &&
@@ -460,20 +463,37 @@ static void watchdog_check(struct watchdog_hub *w, int64_t now, uint64_t beat)
     w->quiet = 0;
 }
 
-/* Two looks per threshold while a hub is awake (a block is seen 1 to 1.5
- * thresholds after it began, or up to 2 if it began while every hub
- * slept: the thread then looks half as often; gevent's monitor looks
- * once: 1 to 2), and a few per timeout. Each look wakes this thread, and
- * on this VM a wakeup costs about 50 us of CPU: at four looks per 100 ms
- * and 1,000 waiting requests per second, 2.2 of their 16 us each. */
-static int64_t watchdog_tick_ms(void)
+/* How long the thread may sleep after a look (ms). Each beat is stamped
+ * (heartbeat.h), so a look measures a block from where it began, not from
+ * the look that first saw its beat: the next look is due when an awake
+ * hub's current beat would turn into a block (a block is then reported a
+ * threshold after it began, give or take a clock tick), and a hub asleep in
+ * its poll cannot block before it wakes, so while every hub sleeps the
+ * thread looks every 2 thresholds (a block that begins just after a look
+ * is reported at most 2 thresholds after it began; gevent's monitor: 1 to
+ * 2). Each look wakes this thread, and on this VM a wakeup costs about
+ * 50 us of CPU: looking every threshold and every half threshold while a
+ * hub was awake (before the stamps) cost 1,000 waiting requests a second
+ * 0.55 us each. */
+static int64_t watchdog_next_look_ms(int64_t now)
 {
-    int64_t t = 250;
-    if (watchdog_threshold_ms > 0 && watchdog_threshold_ms / 2 < t)
-        t = watchdog_threshold_ms / 2;
-    if (watchdog_timeout_ms > 0 && watchdog_timeout_ms / 8 < t)
-        t = watchdog_timeout_ms / 8;
-    return t < 1 ? 1 : t;
+    int64_t wait = 1000;
+    if (watchdog_threshold_ms > 0 && 2 * watchdog_threshold_ms < wait)
+        wait = 2 * watchdog_threshold_ms;
+    if (watchdog_timeout_ms > 0 && watchdog_timeout_ms / 4 < wait)
+        wait = watchdog_timeout_ms / 4;
+    for (struct watchdog_hub *w = watchdog.hubs; w; w = w->next) {
+        if (w->seen_beat & 1)
+            continue;
+        if (watchdog_threshold_ms > 0 && w->episode == EPISODE_NONE &&
+            w->seen_at + watchdog_threshold_ms - now < wait)
+            wait = w->seen_at + watchdog_threshold_ms - now;
+        if (watchdog_timeout_ms > 0 && w->shared &&
+            w->timeout_beat != w->seen_beat &&
+            w->seen_at + watchdog_timeout_ms - now < wait)
+            wait = w->seen_at + watchdog_timeout_ms - now;
+    }
+    return wait < 1 ? 1 : wait;
 }
 
 /* ---- crash reports --------------------------------------------------- */
@@ -734,15 +754,12 @@ static void *watchdog_main(void *arg)
 {
     (void)arg;
     watchdog_own_fds();
-    int all_asleep = 0;
+    int64_t wait = 1;
     pthread_mutex_lock(&watchdog.lock);
     while (!watchdog.stop) {
         pthread_mutex_unlock(&watchdog.lock);
-        /* every hub asleep in its poll at the last look: half as often
-         * (watchdog_tick_ms says what that costs the detection) */
-        int64_t tick = watchdog_tick_ms() * (all_asleep ? 2 : 1);
         struct pollfd p = {.fd = watchdog.wake_fd, .events = POLLIN};
-        if (poll(&p, 1, (int)tick) > 0) {
+        if (poll(&p, 1, (int)wait) > 0) {
             uint64_t v;
             ssize_t r = read(watchdog.wake_fd, &v, sizeof v);
             (void)r;
@@ -751,13 +768,10 @@ static void *watchdog_main(void *arg)
         pthread_mutex_lock(&watchdog.lock);
         if (watchdog.stop)
             break;
-        int64_t now = co_now();
-        all_asleep = 1;
-        for (struct watchdog_hub *w = watchdog.hubs; w; w = w->next) {
-            uint64_t beat = __atomic_load_n(w->beatp, __ATOMIC_RELAXED);
-            all_asleep &= (int)(beat & 1);
-            watchdog_check(w, now, beat);
-        }
+        int64_t now = watchdog__clock_ms();
+        for (struct watchdog_hub *w = watchdog.hubs; w; w = w->next)
+            watchdog_check(w, now, __atomic_load_n(w->beatp, __ATOMIC_ACQUIRE));
+        wait = watchdog_next_look_ms(now);
     }
     pthread_mutex_unlock(&watchdog.lock);
     return NULL;
@@ -816,7 +830,7 @@ int watchdog__hub_init(struct hub *hub)
     int rc = watchdog.running ? 0 : watchdog_start();
     if (rc == 0) {
         w->seen_beat = __atomic_load_n(w->beatp, __ATOMIC_RELAXED);
-        w->seen_at = co_now();
+        w->seen_at = watchdog__clock_ms();
         w->next = watchdog.hubs;
         watchdog.hubs = w;
         w->on = 1;

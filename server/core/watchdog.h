@@ -7,12 +7,15 @@
  *
  * The hub keeps a heartbeat: a counter it bumps when it switches into a
  * coroutine, when a coroutine switches out, and around the loop's poll
- * (an ev_prepare / ev_check pair). An odd value means "asleep in the poll",
- * which is not blocking. One watchdog thread per process samples every
- * hub's counter twice per threshold; a value that stays even and
- * unchanged past the threshold is a blocked episode (seen 1 to 2
- * thresholds after it began: looks are half as frequent while every
- * hub sleeps in its poll). The thread has an fd table of its own,
+ * (an ev_prepare / ev_check pair), and stamps each even value with the
+ * time it reached it. An odd value means "asleep in the poll", which is
+ * not blocking. One watchdog thread per process looks at every hub's
+ * counter; a value that stays even and unchanged for the threshold from
+ * its stamp is a blocked episode. An awake hub is looked at again when its
+ * beat would turn into a block (so a block is reported one threshold after
+ * it began, to a clock tick), a sleeping one every 2 thresholds (a block
+ * that begins just after such a look is reported at most 2 thresholds
+ * after it began). The thread has an fd table of its own,
  * holding stdio, its eventfd and log__fd only: log__fd must be set
  * before the first hub is created. The watchdog then
  * signals the hub's thread (SIGURG, on the alternate signal stack

@@ -149,6 +149,49 @@ Test(watchdog, a_spinning_handler_is_named_with_its_app_and_request)
                   h_stderr_tail(4000));
 }
 
+/* Each "hub unblocked after N ms" in the log, in order, into ms[] (at
+ * most max); returns how many. */
+static int unblocked_times(long *ms, int max)
+{
+    char *log = h_stderr();
+    int n = 0;
+    for (char *p = log; n < max && (p = strstr(p, "hub unblocked after ")); p++)
+        ms[n++] = strtol(p + strlen("hub unblocked after "), NULL, 10);
+    free(log);
+    return n;
+}
+
+/* The hub stamps each beat, so an episode is measured from where the
+ * handler began to spin, not from the watchdog's first look at it (which
+ * came up to a look's interval later: a look is 50 to 200 ms apart at the
+ * default threshold). Two episodes, each spinning 1100 ms by the app's own
+ * clock: neither may be reported shorter, but for the clock's resolution
+ * (one kernel tick, at most 10 ms). Two, so that a watchdog that counted
+ * from its look would pass by luck only if both looks fell within a tick
+ * of the start. Far enough apart that both are logged (one warning a
+ * second). */
+Test(watchdog, an_episode_is_measured_from_where_it_began)
+{
+    start_spin(NULL);
+    get("/spin/cpu?ms=1100");
+    cr_assert(h_wait_stderr("hub unblocked after", H_GUARD_MS),
+              "no end of the first episode logged; stderr:\n%s",
+              h_stderr_tail(4000));
+    get("/spin/cpu?ms=1100");
+    long ms[2];
+    for (int i = 0; i < 100 && unblocked_times(ms, 2) < 2; i++)
+        usleep(50 * 1000);
+    cr_assert_eq(unblocked_times(ms, 2), 2,
+                 "the second episode's end is not logged; stderr:\n%s",
+                 h_stderr_tail(4000));
+    for (int i = 0; i < 2; i++)
+        cr_assert_geq(ms[i], 1100 - 10,
+                      "episode %d reported as %ld ms, but the handler spun "
+                      "1100 ms; stderr:\n%s",
+                      i + 1, ms[i], h_stderr_tail(4000));
+    h_stop();
+}
+
 Test(watchdog, a_blocking_system_call_is_reported_too)
 {
     start_spin(NULL);
