@@ -99,7 +99,7 @@ static inline void watchdog__beat(struct watchdog_hub *w, uint64_t step)
 {
     uint64_t *b = w->beatp;
     uint64_t next = *b + step;
-    if (!(next & 1))
+    if (!(next & 1) && w->on) /* only the watchdog thread reads stamps */
         __atomic_store_n(&w->beat_ms, watchdog__clock_ms(), __ATOMIC_RELAXED);
     __atomic_store_n(b, next, __ATOMIC_RELEASE);
 }
